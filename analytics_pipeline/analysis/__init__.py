@@ -1,0 +1,1 @@
+"""Pure analysis functions (forecasts, anomalies, grounded narratives) over pandas frames."""

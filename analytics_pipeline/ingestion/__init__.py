@@ -1,0 +1,1 @@
+"""Reading what users drop in the watched folder: file identity, header mapping and streaming parse."""

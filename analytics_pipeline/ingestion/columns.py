@@ -1,0 +1,97 @@
+"""Map a file's own header names onto the canonical transaction.
+
+Real exports name the same thing many ways ("InvoiceDate", "order_date", "Timestamp"). Names are compared after
+dropping case, spaces and punctuation; for each canonical field the first alias present wins, so an order date is
+preferred over a ship date simply by being listed first.
+"""
+
+import re
+from dataclasses import dataclass
+
+CANONICAL_FIELDS = (
+    "transaction_id",
+    "order_id",
+    "occurred_at",
+    "customer_id",
+    "company",
+    "region",
+    "product",
+    "quantity",
+    "unit_price",
+    "amount",
+    "currency",
+)
+
+ALIASES: dict[str, tuple[str, ...]] = {
+    "transaction_id": ("transactionid", "rowid", "lineid", "lineitemid", "txnid"),
+    "order_id": ("orderid", "invoiceno", "invoice", "invoiceid", "invoicenumber", "ordernumber", "orderno", "order"),
+    "occurred_at": (
+        "orderdate",
+        "invoicedate",
+        "transactiondate",
+        "occurredat",
+        "timestamp",
+        "createdat",
+        "datetime",
+        "date",
+        "time",
+        "shipdate",
+    ),
+    "customer_id": ("customerid", "customer", "userid", "user", "clientid", "client", "accountid"),
+    "company": ("company", "companyname", "organization", "organisation", "account"),
+    "region": ("region", "country", "market", "territory"),
+    "product": ("product", "productid", "sku", "stockcode", "itemcode", "modelname", "model", "productname", "item"),
+    "quantity": ("quantity", "qty", "units", "tokencount", "tokens"),
+    "unit_price": ("unitprice", "price", "priceeach", "rate"),
+    "amount": ("amount", "total", "totalprice", "lineamount", "cost", "revenue", "sales"),
+    "currency": ("currency", "currencycode"),
+}
+
+REQUIRED_DESCRIPTION = "a timestamp column and either an amount column or quantity and unit price columns"
+
+
+class UnmappableColumns(ValueError):
+    """The file lacks a column the canonical transaction cannot do without."""
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """canonical field -> the file's own column name, for the fields the file has."""
+
+    source_columns: dict[str, str]
+
+    @property
+    def has_amount(self) -> bool:
+        return "amount" in self.source_columns
+
+    def missing_required(self) -> list[str]:
+        have = self.source_columns
+        missing = [] if "occurred_at" in have else ["occurred_at"]
+        if "amount" not in have:
+            missing += [f for f in ("quantity", "unit_price") if f not in have]
+        return missing
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def map_columns(header: list[str]) -> ColumnMapping:
+    """Match a header to canonical fields, or raise naming what was seen and what is needed."""
+    by_normalised: dict[str, str] = {}
+    for column in header:
+        by_normalised.setdefault(normalise(column), column)
+    mapping: dict[str, str] = {}
+    for field in CANONICAL_FIELDS:
+        for alias in ALIASES[field]:
+            if alias in by_normalised and by_normalised[alias] not in mapping.values():
+                mapping[field] = by_normalised[alias]
+                break
+    result = ColumnMapping(mapping)
+    missing = result.missing_required()
+    if missing:
+        raise UnmappableColumns(
+            f"cannot find required column(s) {', '.join(missing)}: the file has columns "
+            f"{', '.join(repr(c) for c in header) or '(none)'}; it needs {REQUIRED_DESCRIPTION}"
+        )
+    return result

@@ -1,0 +1,1 @@
+"""The Postgres warehouse: the embedded server, connections, DDL and bulk loading."""

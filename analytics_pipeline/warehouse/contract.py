@@ -1,0 +1,39 @@
+"""Asset metadata derived from schema.sql, so the UI's table schema can never drift from the real table."""
+
+import re
+from functools import cache
+from importlib import resources
+
+import dagster as dg
+
+from analytics_pipeline.warehouse.db import SCHEMA
+
+_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS analytics\.(\w+) \((.*?)\n\);", re.S)
+_COLUMN = re.compile(r"^\s{4}(\w+)\s+([a-z]+(?: precision)?(?:\(\d+, \d+\))?(?:\[\])?)(.*?),?$")
+
+
+@cache
+def _tables() -> dict[str, dg.TableSchema]:
+    ddl = resources.files("analytics_pipeline.warehouse").joinpath("schema.sql").read_text()
+    tables = {}
+    for name, body in _TABLE.findall(ddl):
+        columns = []
+        for line in body.splitlines():
+            match = _COLUMN.match(line)
+            if match and match.group(1) != "PRIMARY":
+                column, type_, rest = match.groups()
+                columns.append(
+                    dg.TableColumn(
+                        column, type_, constraints=dg.TableColumnConstraints(nullable=not re.search("NOT NULL|PRIMARY KEY", rest))
+                    )
+                )
+        tables[name] = dg.TableSchema(columns=columns)
+    return tables
+
+
+def table_metadata(table: str) -> dict:
+    """Definition metadata for an asset stored in ``analytics.<table>``: its name and column schema."""
+    return {
+        "dagster/table_name": f"{SCHEMA}.{table}",
+        "dagster/column_schema": _tables()[table],
+    }

@@ -1,0 +1,63 @@
+"""Connections, the schema, and the two write patterns every asset uses: COPY in bulk, replace a slice."""
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from functools import cache
+from importlib import resources
+from typing import IO, Any
+
+import sqlalchemy as sa
+
+from analytics_pipeline.warehouse.server import psycopg2_url
+
+SCHEMA = "analytics"
+# Any fixed number works; it only has to be the same in every process that applies the schema.
+_SCHEMA_LOCK_ID = 7_340_001
+
+
+@cache
+def engine_for(url: str) -> sa.Engine:
+    """One pooled engine per URL and process, with the schema applied once."""
+    engine = sa.create_engine(psycopg2_url(url), pool_pre_ping=True)
+    apply_schema(engine)
+    return engine
+
+
+def apply_schema(engine: sa.Engine) -> None:
+    """Create or update the warehouse tables; an advisory lock keeps concurrent run workers from racing."""
+    ddl = resources.files("analytics_pipeline.warehouse").joinpath("schema.sql").read_text()
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK_ID})
+        conn.exec_driver_sql(ddl)
+
+
+@contextmanager
+def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """One transaction: everything inside lands together or not at all, which is what makes retries safe."""
+    with engine.begin() as conn:
+        yield conn
+
+
+def copy_csv(conn: sa.Connection, table: str, columns: list[str], csv_stream: IO[bytes]) -> int:
+    """Bulk-load CSV (with a header line) through COPY, the fastest way into Postgres; returns rows loaded."""
+    column_list = ", ".join(columns)
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(
+            f"COPY {SCHEMA}.{table} ({column_list}) FROM STDIN WITH (FORMAT csv, HEADER true)", csv_stream
+        )
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def fetch_frame(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None):
+    """Run a query and return a pandas DataFrame; the one place query results become frames."""
+    import pandas as pd
+
+    result = conn.execute(sa.text(sql), dict(params or {}))
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def row_count(conn: sa.Connection, table: str) -> int:
+    return conn.execute(sa.text(f"SELECT count(*) FROM {SCHEMA}.{table}")).scalar_one()

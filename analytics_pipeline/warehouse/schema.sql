@@ -1,0 +1,195 @@
+-- The warehouse contract. Table and column names are what BI users build on: change them only with a migration.
+-- Every statement is idempotent; the project applies this file before any asset writes.
+
+CREATE SCHEMA IF NOT EXISTS analytics;
+
+-- Casts that return NULL instead of failing, so one bad value rejects one row rather than a whole file.
+CREATE OR REPLACE FUNCTION analytics.try_numeric(value text) RETURNS numeric
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF value IS NULL OR btrim(value) = '' THEN
+        RETURN NULL;
+    END IF;
+    RETURN btrim(value)::numeric;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END $$;
+
+-- Zone-less input is read in the session TimeZone, which the loader pins (see ingestion.transform).
+CREATE OR REPLACE FUNCTION analytics.try_timestamptz(value text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF value IS NULL OR btrim(value) = '' THEN
+        RETURN NULL;
+    END IF;
+    RETURN btrim(value)::timestamptz;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END $$;
+
+CREATE TABLE IF NOT EXISTS analytics.ingested_files (
+    file_key       text PRIMARY KEY,
+    file_name      text NOT NULL,
+    content_hash   text NOT NULL,
+    size_bytes     bigint NOT NULL,
+    path           text NOT NULL,
+    status         text NOT NULL,
+    columns_seen   text[],
+    column_mapping jsonb,
+    rows_read      bigint,
+    rows_loaded    bigint,
+    rows_rejected  bigint,
+    duplicate_rows bigint,
+    first_day      date,
+    last_day       date,
+    reason         text,
+    run_id         text,
+    received_at    timestamptz NOT NULL DEFAULT now(),
+    loaded_at      timestamptz
+);
+
+-- The upload's rows as text, after header mapping and before any typing: what the file said, kept in Postgres.
+-- Lines the parser could not split carry only raw_line and parse_error.
+CREATE TABLE IF NOT EXISTS analytics.raw_uploads (
+    file_key       text NOT NULL,
+    line_number    bigint NOT NULL,
+    transaction_id text,
+    order_id       text,
+    occurred_at    text,
+    customer_id    text,
+    company        text,
+    region         text,
+    product        text,
+    quantity       text,
+    unit_price     text,
+    amount         text,
+    currency       text,
+    raw_line       text,
+    parse_error    text
+);
+CREATE INDEX IF NOT EXISTS raw_uploads_file_key ON analytics.raw_uploads (file_key);
+
+CREATE TABLE IF NOT EXISTS analytics.transactions (
+    transaction_id  text PRIMARY KEY,
+    order_id        text NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    day             date NOT NULL,
+    customer_id     text,
+    company         text,
+    region          text,
+    product         text,
+    quantity        numeric NOT NULL,
+    unit_price      numeric,
+    amount          numeric NOT NULL,
+    currency        text,
+    is_cancellation boolean NOT NULL DEFAULT false,
+    source          text NOT NULL,
+    source_line     bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transactions_day ON analytics.transactions (day);
+CREATE INDEX IF NOT EXISTS transactions_source ON analytics.transactions (source);
+
+CREATE TABLE IF NOT EXISTS analytics.rejected_rows (
+    file_key    text NOT NULL,
+    line_number bigint NOT NULL,
+    raw_line    text NOT NULL,
+    reason      text NOT NULL,
+    rejected_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS rejected_rows_file_key ON analytics.rejected_rows (file_key);
+
+CREATE TABLE IF NOT EXISTS analytics.daily_metrics (
+    day             date PRIMARY KEY,
+    revenue         numeric(18, 2) NOT NULL,
+    orders          bigint NOT NULL,
+    units           numeric NOT NULL,
+    customers       bigint NOT NULL,
+    avg_order_value numeric(18, 2)
+);
+
+CREATE TABLE IF NOT EXISTS analytics.daily_region_metrics (
+    day             date NOT NULL,
+    region          text NOT NULL,
+    revenue         numeric(18, 2) NOT NULL,
+    orders          bigint NOT NULL,
+    units           numeric NOT NULL,
+    customers       bigint NOT NULL,
+    avg_order_value numeric(18, 2),
+    PRIMARY KEY (day, region)
+);
+
+CREATE TABLE IF NOT EXISTS analytics.daily_product_metrics (
+    day             date NOT NULL,
+    product         text NOT NULL,
+    revenue         numeric(18, 2) NOT NULL,
+    orders          bigint NOT NULL,
+    units           numeric NOT NULL,
+    customers       bigint NOT NULL,
+    avg_order_value numeric(18, 2),
+    PRIMARY KEY (day, product)
+);
+
+CREATE TABLE IF NOT EXISTS analytics.daily_company_metrics (
+    day             date NOT NULL,
+    company         text NOT NULL,
+    revenue         numeric(18, 2) NOT NULL,
+    orders          bigint NOT NULL,
+    units           numeric NOT NULL,
+    customers       bigint NOT NULL,
+    avg_order_value numeric(18, 2),
+    PRIMARY KEY (day, company)
+);
+
+CREATE TABLE IF NOT EXISTS analytics.revenue_forecast (
+    segment      text NOT NULL,
+    day          date NOT NULL,
+    predicted    numeric(18, 2) NOT NULL,
+    lower_bound  numeric(18, 2) NOT NULL,
+    upper_bound  numeric(18, 2) NOT NULL,
+    method       text NOT NULL,
+    generated_at timestamptz NOT NULL,
+    PRIMARY KEY (segment, day)
+);
+
+CREATE TABLE IF NOT EXISTS analytics.forecast_backtest (
+    segment      text PRIMARY KEY,
+    method       text NOT NULL,
+    mae          double precision,
+    mape         double precision,
+    smape        double precision,
+    mase         double precision,
+    coverage     double precision,
+    baseline_mae double precision,
+    n_origins    integer,
+    n_points     integer,
+    note         text,
+    generated_at timestamptz NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS analytics.metric_anomalies (
+    day       date NOT NULL,
+    metric    text NOT NULL,
+    segment   text NOT NULL,
+    actual    double precision NOT NULL,
+    expected  double precision NOT NULL,
+    score     double precision NOT NULL,
+    direction text NOT NULL,
+    reason    text NOT NULL,
+    PRIMARY KEY (day, metric, segment)
+);
+
+CREATE TABLE IF NOT EXISTS analytics.insights (
+    insight_id   bigserial PRIMARY KEY,
+    generated_at timestamptz NOT NULL,
+    writer       text NOT NULL,
+    narrative    text NOT NULL,
+    facts        jsonb NOT NULL,
+    ungrounded   text[] NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE IF NOT EXISTS analytics.charts (
+    chart        text PRIMARY KEY,
+    path         text NOT NULL,
+    png          bytea NOT NULL,
+    generated_at timestamptz NOT NULL
+);

@@ -1,0 +1,557 @@
+#!/usr/bin/env python3
+"""Generate realistic transaction CSV files of any size, streamed to disk in chunks.
+
+Why: the pipeline must be demonstrated, tested and benchmarked on data that looks like
+what people actually feed it, at sizes from a few KB to many GB, without shipping real
+customer data. The daily revenue series has a known structure (weekly seasonality,
+trend, closures, planted anomalies), so forecasting and anomaly detection can be
+checked against ground truth.
+
+Two shapes (exact headers):
+
+* ``retail``  - a UCI "Online Retail" style export:
+  ``InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country``.
+  1-6 lines per invoice, 6-digit increasing invoice numbers (7 digits once a very
+  large file runs past 999999), ~1% of invoices are cancellations ("C" prefix,
+  negative Quantity), ~5% of invoices have no CustomerID, InvoiceDate is
+  ``M/D/YYYY H:MM`` without zero padding. Shop hours 7:00-20:00.
+* ``billing`` - usage-based LLM API billing:
+  ``user,company,region,model_name,token_count,cost,timestamp``.
+  cost = token_count / 1000 * the model's price per 1k tokens (6 decimals),
+  timestamp ``YYYY-MM-DDTHH:MM:SSZ``, around the clock with a business-hours bump.
+
+Daily volume (and so daily revenue) = weekday factor x trend x mild noise x anomaly:
+
+* weekly seasonality - retail: Mon-Fri strong, Saturday weak, Sunday moderate;
+  billing: weekdays about twice the weekend;
+* trend - +30% per year, anchored at TREND_EPOCH (not at --start) so files covering
+  adjacent periods continue each other;
+* noise - log-normal, sigma 6%, drawn per calendar day from the seed, so the same day
+  gets the same noise whichever file it lands in;
+* closures - retail has no rows at all on Dec 25 and Jan 1;
+* anomalies (``anomalies=True``) - fixed dates, see ANOMALIES / ANOMALY_DATES:
+  retail 2025-11-28 Black Friday x3.0, 2026-03-17 card-payment outage x0.15,
+  2026-06-10 flash sale x2.5; billing 2025-09-16 runaway agent loop x4.0,
+  2026-02-11 API outage x0.10, 2026-08-19 back-fill batch jobs x3.0.
+
+Rows are spread over the days in proportion to that expected volume and written sorted
+by time. ``--rows`` is the exact number of data lines in the file: ``dup_share`` of them
+are exact repeats of the line just before (realistic double exports), and
+``bad_share`` of them are broken in one of several realistic ways (unparseable or
+impossible dates, non-numeric numbers, empty keys). Output is deterministic for a given
+seed; a path ending in ``.gz`` is gzip-compressed.
+
+Usage::
+
+    python benchmarks/generate_transactions.py --shape retail --rows 5000000 --out /tmp/retail.csv.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import NamedTuple, TextIO
+
+import numpy as np
+
+CHUNK_ROWS = 100_000  # rows rendered at once; bounds memory whatever --rows is
+TREND_EPOCH = date(2025, 5, 1)
+YEARLY_GROWTH = 1.30
+DAY_NOISE_SIGMA = 0.06
+CATALOGUE_STREAM = 1  # seed stream for products/customers/companies, shared by all files
+FIRST_INVOICE = 536365  # where the real UCI export starts
+
+
+class Anomaly(NamedTuple):
+    """A planted deviation: expected daily volume is multiplied by ``factor``."""
+
+    factor: float
+    description: str
+
+
+ANOMALIES: dict[str, dict[date, Anomaly]] = {
+    "retail": {
+        date(2025, 11, 28): Anomaly(3.0, "Black Friday: ~3x normal order volume"),
+        date(2026, 3, 17): Anomaly(0.15, "card-payment outage: ~15% of normal volume"),
+        date(2026, 6, 10): Anomaly(2.5, "summer flash sale: ~2.5x normal volume"),
+    },
+    "billing": {
+        date(2025, 9, 16): Anomaly(4.0, "runaway agent loop at a customer: ~4x normal usage"),
+        date(2026, 2, 11): Anomaly(0.10, "API outage: ~10% of normal usage"),
+        date(2026, 8, 19): Anomaly(3.0, "back-fill batch jobs after a model launch: ~3x normal usage"),
+    },
+}
+ANOMALY_DATES: dict[date, str] = {
+    day: f"{shape}: {anomaly.description}"
+    for shape, by_day in ANOMALIES.items()
+    for day, anomaly in by_day.items()
+}
+
+
+def csv_field(text: str) -> str:
+    """Quote a CSV field the way spreadsheet exports do (only when needed)."""
+    if any(ch in text for ch in ',"\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def weighted(rng: np.random.Generator, weights: np.ndarray, size: int) -> np.ndarray:
+    """Draw indices with the given (unnormalised) weights."""
+    return rng.choice(len(weights), size=size, p=weights / weights.sum())
+
+
+def zipf_weights(n: int, exponent: float) -> np.ndarray:
+    """Popularity that decays with rank: a few best sellers / big customers, a long tail."""
+    return np.arange(1, n + 1, dtype=float) ** -exponent
+
+
+# --------------------------------------------------------------------------- retail
+
+RETAIL_CLASSICS = [
+    ("85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 2.55),
+    ("22423", "REGENCY CAKESTAND 3 TIER", 12.75),
+    ("84879", "ASSORTED COLOUR BIRD ORNAMENT", 1.69),
+    ("21212", "PACK OF 72 RETROSPOT CAKE CASES", 0.55),
+    ("22720", "SET OF 3 CAKE TINS PANTRY DESIGN", 4.95),
+    ("22722", "SET OF 6 SPICE TINS, PANTRY DESIGN", 3.95),
+    ("48188", "DOORMAT, HOME SWEET HOME", 7.95),
+    ("22086", "PAPER CHAIN KIT 50'S CHRISTMAS", 2.95),
+    ("21754", 'GLASS STORAGE JAR, 5" KILNER', 3.75),
+    ("22457", "NATURAL SLATE HEART CHALKBOARD", 2.95),
+]
+RETAIL_ITEMS = [
+    "LUNCH BAG", "JUMBO BAG", "CAKE CASES", "PAPER NAPKINS", "TEA TOWEL", "MUG",
+    "CHILDRENS APRON", "PARTY BUNTING", "WATER BOTTLE", "NOTEBOOK", "GIFT WRAP",
+    "CAKE TIN", "ALARM CLOCK", "PICNIC BASKET", "CUSHION COVER", "HOT WATER BOTTLE",
+    "SHOPPING BAG", "PENCIL CASE", "SNACK BOX", "PLASTERS IN TIN",
+]
+RETAIL_PATTERNS = [
+    "RED RETROSPOT", "VINTAGE PAISLEY", "PANTRY DESIGN", "WHITE HEART", "PINK POLKADOT",
+    "BLUE SPOTTY", "SKULLS", "DOLLY GIRL", "SPACEBOY", "WOODLAND", "REGENCY",
+    "JAM MAKING", "VINTAGE LEAF", "STRAWBERRY", "IVORY DINER", "VINTAGE DOILY",
+]
+RETAIL_PRODUCTS = 200
+RETAIL_PRICES = np.array([0.42, 0.55, 0.65, 0.85, 1.25, 1.45, 1.65, 1.85, 2.10, 2.55,
+                          2.95, 3.39, 3.75, 4.25, 4.95, 5.95, 7.95, 8.50, 9.95, 12.75])
+RETAIL_COUNTRIES = {
+    "United Kingdom": 0.86, "Germany": 0.03, "France": 0.025, "EIRE": 0.02, "Spain": 0.01,
+    "Netherlands": 0.008, "Belgium": 0.007, "Switzerland": 0.006, "Portugal": 0.005,
+    "Australia": 0.004,
+}
+RETAIL_CUSTOMERS = 4300
+RETAIL_GUEST_SHARE = 0.05
+RETAIL_CANCEL_SHARE = 0.01
+RETAIL_MULTIPLIERS = np.array([1, 2, 3, 4])
+RETAIL_MULTIPLIER_WEIGHTS = np.array([0.6, 0.2, 0.1, 0.1])
+
+
+def retail_products(rng: np.random.Generator) -> tuple[list[str], list[str], np.ndarray]:
+    """~200 plausible products: a few real best sellers plus ITEM x PATTERN combinations."""
+    combos = [f"{item} {pattern}" for item in RETAIL_ITEMS for pattern in RETAIL_PATTERNS]
+    picked = rng.choice(len(combos), RETAIL_PRODUCTS - len(RETAIL_CLASSICS), replace=False)
+    taken = {int(code[:5]) for code, _, _ in RETAIL_CLASSICS}
+    numbers = [n for n in rng.choice(np.arange(20000, 90000), 400, replace=False) if n not in taken]
+    suffixes = rng.choice(["", "", "", "A", "B", "C"], len(picked))
+    codes = [code for code, _, _ in RETAIL_CLASSICS]
+    codes += [f"{numbers[i]}{suffixes[i]}" for i in range(len(picked))]
+    names = [name for _, name, _ in RETAIL_CLASSICS] + [combos[i] for i in picked]
+    prices = np.concatenate([[price for _, _, price in RETAIL_CLASSICS],
+                             rng.choice(RETAIL_PRICES, len(picked))])
+    return codes, names, prices
+
+
+def pack_sizes(prices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Typical quantity per line: cheap items are bought by the dozen, dear ones singly."""
+    cheap, mid, dear = rng.choice([12, 24], len(prices)), rng.choice([6, 12], len(prices)), rng.choice([2, 4], len(prices))
+    return np.select([prices < 1, prices < 3, prices < 8], [cheap, mid, dear], default=1)
+
+
+def invoice_starts(rng: np.random.Generator, day_idx: np.ndarray) -> np.ndarray:
+    """Mark lines that open a new invoice: every 1-6 lines, and always at a new day."""
+    n = len(day_idx)
+    sizes = rng.integers(1, 7, size=n)
+    starts = np.cumsum(sizes) - sizes
+    flags = np.zeros(n, dtype=bool)
+    flags[starts[starts < n]] = True
+    flags[1:] |= day_idx[1:] != day_idx[:-1]
+    return flags
+
+
+class RetailModel:
+    """Catalogue and invoice numbering for the retail shape (state spans chunks)."""
+
+    def __init__(self, rng: np.random.Generator, first_invoice: int):
+        codes, names, prices = retail_products(rng)
+        self.codes = np.array(codes, dtype=object)
+        self.names = np.array([csv_field(n) for n in names], dtype=object)
+        self.prices = prices
+        self.packs = pack_sizes(prices, rng)
+        self.product_weights = zipf_weights(len(codes), 0.9)
+        ids = rng.choice(np.arange(12346, 18288), RETAIL_CUSTOMERS, replace=False)
+        self.customer_ids = np.array([str(i) for i in ids], dtype=object)
+        self.country_names = np.array(list(RETAIL_COUNTRIES), dtype=object)
+        self.country_weights = np.array(list(RETAIL_COUNTRIES.values()))
+        self.customer_countries = self.country_names[weighted(rng, self.country_weights, RETAIL_CUSTOMERS)]
+        self.customer_weights = zipf_weights(RETAIL_CUSTOMERS, 0.7)
+        self.next_invoice = first_invoice
+
+    def columns(self, rng: np.random.Generator, day_idx: np.ndarray, stamps: np.ndarray) -> list[np.ndarray]:
+        """One chunk of lines, columns in header order; an invoice's lines share its time."""
+        starts = invoice_starts(rng, day_idx)
+        invoice_of_line = np.cumsum(starts) - 1
+        n_invoices = int(invoice_of_line[-1]) + 1
+        numbers = np.arange(self.next_invoice, self.next_invoice + n_invoices)
+        self.next_invoice += n_invoices
+        cancelled = rng.random(n_invoices) < RETAIL_CANCEL_SHARE
+        invoice_no = np.where(cancelled, "C", "").astype(object) + numbers.astype(str).astype(object)
+
+        customer = weighted(rng, self.customer_weights, n_invoices)
+        guest = rng.random(n_invoices) < RETAIL_GUEST_SHARE
+        guest_country = self.country_names[weighted(rng, self.country_weights, n_invoices)]
+        customer_id = np.where(guest, "", self.customer_ids[customer])
+        country = np.where(guest, guest_country, self.customer_countries[customer])
+
+        product = weighted(rng, self.product_weights, len(day_idx))
+        multiplier = RETAIL_MULTIPLIERS[weighted(rng, RETAIL_MULTIPLIER_WEIGHTS, len(day_idx))]
+        quantity = self.packs[product] * multiplier * np.where(cancelled[invoice_of_line], -1, 1)
+        return [invoice_no[invoice_of_line], self.codes[product], self.names[product], quantity,
+                stamps[starts][invoice_of_line], self.prices[product],
+                customer_id[invoice_of_line], country[invoice_of_line]]
+
+
+# -------------------------------------------------------------------------- billing
+
+BILLING_COMPANIES = [
+    "Acme Robotics", "Globex Analytics", "Initech Labs", "Umbrella Health", "Stark Logistics",
+    "Wayne Fintech", "Hooli Search", "Pied Piper", "Vandelay Imports", "Soylent Foods",
+    "Tyrell Genomics", "Cyberdyne Systems", "Wonka Confectionery", "Aperture Science",
+    "Black Mesa Research", "Oscorp Materials", "Gringotts Banking", "Monarch Insurance",
+    "Bluebook Legal", "Northwind Traders", "Contoso Retail", "Fabrikam Media",
+    "Tailspin Travel", "Litware Education", "Adventure Works", "Blue Yonder Airlines",
+    "Coho Vineyard", "Lucerne Publishing", "Margie's Travel", "Proseware Security",
+    "Wide World Importers", "Alpine Ski House", "Fourth Coffee", "Graphic Design Institute",
+    "Humongous Insurance", "Nod Publishers", "Southridge Video", "Trey Research",
+    "Bauer, Klein & Partner", "Zephyr Energy",
+]
+BILLING_REGIONS = {"us-east": 0.35, "us-west": 0.2, "eu-west": 0.2, "eu-central": 0.15, "ap-southeast": 0.1}
+BILLING_HOME_REGION_SHARE = 0.85  # the rest of a company's traffic goes to any region
+BILLING_MODELS = {  # name: (price per 1k tokens, share of requests)
+    "gpt-4o": (0.00625, 0.25),
+    "gpt-4o-mini": (0.000375, 0.30),
+    "gpt-4.1": (0.005, 0.15),
+    "gpt-4.1-mini": (0.001, 0.15),
+    "gpt-4.1-nano": (0.00025, 0.05),
+    "o3-mini": (0.00275, 0.10),
+}
+BILLING_USERS = 900
+BILLING_TOKEN_MEDIAN = 1500
+BILLING_TOKEN_SIGMA = 0.8
+
+
+class BillingModel:
+    """Companies, their users and home regions, and model prices for the billing shape."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.companies = np.array([csv_field(c) for c in BILLING_COMPANIES], dtype=object)
+        self.company_weights = zipf_weights(len(BILLING_COMPANIES), 1.0)[rng.permutation(len(BILLING_COMPANIES))]
+        sizes = np.maximum(2, np.round(BILLING_USERS * self.company_weights / self.company_weights.sum())).astype(int)
+        self.user_start = np.cumsum(sizes) - sizes
+        self.user_count = sizes
+        self.users = np.array([f"u_{i:04d}" for i in range(1, sizes.sum() + 1)], dtype=object)
+        self.region_names = np.array(list(BILLING_REGIONS), dtype=object)
+        self.region_weights = np.array(list(BILLING_REGIONS.values()))
+        self.home_region = weighted(rng, self.region_weights, len(BILLING_COMPANIES))
+        self.model_names = np.array(list(BILLING_MODELS), dtype=object)
+        self.model_prices = np.array([price for price, _ in BILLING_MODELS.values()])
+        self.model_weights = np.array([share for _, share in BILLING_MODELS.values()])
+
+    def columns(self, rng: np.random.Generator, day_idx: np.ndarray, stamps: np.ndarray) -> list[np.ndarray]:
+        """One chunk of usage records, columns in header order."""
+        n = len(day_idx)
+        company = weighted(rng, self.company_weights, n)
+        user = self.user_start[company] + (rng.random(n) * self.user_count[company]).astype(int)
+        roaming = rng.random(n) >= BILLING_HOME_REGION_SHARE
+        region = np.where(roaming, weighted(rng, self.region_weights, n), self.home_region[company])
+        model = weighted(rng, self.model_weights, n)
+        tokens = np.clip(rng.lognormal(np.log(BILLING_TOKEN_MEDIAN), BILLING_TOKEN_SIGMA, n), 10, 200_000).astype(np.int64)
+        cost = tokens * self.model_prices[model] / 1000
+        return [self.users[user], self.companies[company], self.region_names[region],
+                self.model_names[model], tokens, cost, stamps]
+
+
+# --------------------------------------------------------------------------- shapes
+
+class Corruption(NamedTuple):
+    """One realistic way a line goes bad: ``field`` (formatted text) is replaced."""
+
+    label: str
+    field: int
+    make: Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Everything that differs between the two file shapes."""
+
+    header: str
+    field_formats: tuple[str, ...]
+    stream: int  # seed stream, keeps the two shapes' random draws independent
+    weekday_factors: tuple[float, ...]  # Monday..Sunday
+    closed: frozenset[tuple[int, int]]  # (month, day) with no rows at all
+    open_hour: int
+    hourly_weights: tuple[float, ...]  # from open_hour on
+    units_per_hour: int  # 60: minute resolution, 3600: second resolution
+    day_prefix: Callable[[date], str]
+    time_text: Callable[[int], str]
+    model: Callable[[np.random.Generator, int], RetailModel | BillingModel]  # (rng, first_invoice)
+    corruptions: tuple[Corruption, ...]
+    anomalies: dict[date, Anomaly]
+
+    @property
+    def template(self) -> str:
+        return ",".join(self.field_formats)
+
+
+SHAPES: dict[str, Shape] = {
+    "retail": Shape(
+        header="InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+        field_formats=("%s", "%s", "%s", "%d", "%s", "%.2f", "%s", "%s"),
+        stream=1,
+        weekday_factors=(1.0, 1.1, 1.05, 1.2, 0.85, 0.25, 0.6),
+        closed=frozenset({(12, 25), (1, 1)}),
+        open_hour=7,
+        hourly_weights=(0.5, 2, 5, 7, 8, 9, 8, 7, 6, 4, 2, 1, 0.5),
+        units_per_hour=60,
+        day_prefix=lambda d: f"{d.month}/{d.day}/{d.year} ",
+        time_text=lambda minute: f"{minute // 60}:{minute % 60:02d}",
+        model=RetailModel,
+        corruptions=(
+            Corruption("unparseable InvoiceDate", 4, lambda s: "not a date"),
+            Corruption("impossible InvoiceDate", 4, lambda s: "31/31/" + s.split("/", 2)[2]),
+            Corruption("empty InvoiceDate", 4, lambda s: ""),
+            Corruption("non-numeric UnitPrice", 5, lambda s: "abc"),
+            Corruption("empty InvoiceNo", 0, lambda s: ""),
+        ),
+        anomalies=ANOMALIES["retail"],
+    ),
+    "billing": Shape(
+        header="user,company,region,model_name,token_count,cost,timestamp",
+        field_formats=("%s", "%s", "%s", "%s", "%d", "%.6f", "%s"),
+        stream=2,
+        weekday_factors=(1.0, 1.02, 1.03, 1.0, 0.95, 0.5, 0.47),
+        closed=frozenset(),
+        open_hour=0,
+        hourly_weights=(2, 1.5, 1.5, 1.5, 2, 2.5, 3, 4, 5, 6, 6.5, 7, 7.5, 8, 8, 8, 7.5, 7, 6, 5, 4, 3.5, 3, 2.5),
+        units_per_hour=3600,
+        day_prefix=lambda d: f"{d.isoformat()}T",
+        time_text=lambda second: f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z",
+        model=lambda rng, first_invoice: BillingModel(rng),  # billing has no invoices
+        corruptions=(
+            Corruption("unparseable timestamp", 6, lambda s: "not a date"),
+            Corruption("impossible timestamp", 6, lambda s: s[:5] + "31-31" + s[10:]),
+            Corruption("empty timestamp", 6, lambda s: ""),
+            Corruption("non-numeric cost", 5, lambda s: "abc"),
+            Corruption("non-numeric token_count", 4, lambda s: "n/a"),
+        ),
+        anomalies=ANOMALIES["billing"],
+    ),
+}
+
+
+# ----------------------------------------------------------------- daily structure
+
+def daily_volume(shape: Shape, days: Sequence[date], seed: int, anomalies: bool) -> np.ndarray:
+    """Expected relative volume per day: weekday x trend x noise x anomaly, 0 when closed."""
+    volume = np.empty(len(days))
+    for i, day in enumerate(days):
+        if (day.month, day.day) in shape.closed:
+            volume[i] = 0.0
+            continue
+        trend = YEARLY_GROWTH ** ((day - TREND_EPOCH).days / 365.25)
+        noise = np.random.default_rng([seed, shape.stream, day.toordinal()]).lognormal(0.0, DAY_NOISE_SIGMA)
+        anomaly = shape.anomalies[day].factor if anomalies and day in shape.anomalies else 1.0
+        volume[i] = shape.weekday_factors[day.weekday()] * trend * noise * anomaly
+    return volume
+
+
+def allocate(total: int, weights: np.ndarray) -> np.ndarray:
+    """Split ``total`` rows over days in proportion to ``weights``, summing exactly."""
+    exact = weights / weights.sum() * total
+    counts = np.floor(exact).astype(np.int64)
+    order = np.argsort(counts - exact, kind="stable")
+    counts[order[: total - int(counts.sum())]] += 1
+    return counts
+
+
+def share_of_range(total: int, start: int, stop: int, size: int) -> int:
+    """How many of ``total`` events fall in rows [start, stop) of ``size`` (telescopes exactly)."""
+    return round(total * stop / size) - round(total * start / size)
+
+
+@dataclass
+class Calendar:
+    """Per-day row counts plus the text pieces that make up each row's timestamp."""
+
+    shape: Shape
+    days: list[date]
+    rows_per_day: np.ndarray
+    day_end: np.ndarray = field(init=False)
+    prefixes: np.ndarray = field(init=False)
+    times: np.ndarray = field(init=False)
+    cdf: np.ndarray = field(init=False)
+    grid: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.day_end = np.cumsum(self.rows_per_day)
+        self.prefixes = np.array([self.shape.day_prefix(d) for d in self.days], dtype=object)
+        self.times = np.array([self.shape.time_text(t) for t in range(24 * self.shape.units_per_hour)], dtype=object)
+        weights = np.asarray(self.shape.hourly_weights, dtype=float)
+        self.cdf = np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
+        self.grid = (self.shape.open_hour + np.arange(len(weights) + 1)) * self.shape.units_per_hour
+
+    def stamps(self, rng: np.random.Generator, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Day index and timestamp text for rows [start, stop), non-decreasing in time.
+
+        The j-th of a day's k rows gets the intraday quantile (j + U) / k (stratified
+        sampling), so times are sorted without sorting and independent of chunking.
+        """
+        rows = np.arange(start, stop)
+        day_idx = np.searchsorted(self.day_end, rows, side="right")
+        per_day = self.rows_per_day[day_idx]
+        rank = rows - (self.day_end[day_idx] - per_day)
+        quantile = (rank + rng.random(len(rows))) / per_day
+        unit = np.interp(quantile, self.cdf, self.grid).astype(np.int64)
+        return day_idx, self.prefixes[day_idx] + self.times[unit]
+
+
+# ----------------------------------------------------------------------- rendering
+
+def render_chunk(shape: Shape, columns: list[np.ndarray], rng: np.random.Generator,
+                 n_bad: int, n_dup: int, bad_counts: np.ndarray) -> str:
+    """Format a chunk as CSV text, break ``n_bad`` lines and repeat ``n_dup`` others."""
+    rows = list(zip(*(column.tolist() for column in columns)))
+    lines = [shape.template % row for row in rows]
+    picked = rng.choice(len(lines), n_bad + n_dup, replace=False)
+    kinds = rng.integers(len(shape.corruptions), size=n_bad)
+    for i, kind in zip(picked[:n_bad].tolist(), kinds.tolist()):
+        corruption = shape.corruptions[kind]
+        fields = [fmt % value for fmt, value in zip(shape.field_formats, rows[i])]
+        fields[corruption.field] = corruption.make(fields[corruption.field])
+        lines[i] = ",".join(fields)
+    bad_counts += np.bincount(kinds, minlength=len(shape.corruptions))
+    repeats = np.ones(len(lines), dtype=np.int64)
+    repeats[picked[n_bad:]] = 2
+    return "".join(line + "\n" for line in np.repeat(np.array(lines, dtype=object), repeats).tolist())
+
+
+@contextmanager
+def open_output(path: Path) -> Iterator[TextIO]:
+    """Text sink; ``.gz`` paths get gzip with a fixed header so output bytes are reproducible."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name.endswith(".gz"):
+        with open(path, "wb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as packed, \
+                io.TextIOWrapper(packed, encoding="utf-8", newline="") as text:
+            yield text
+    else:
+        with open(path, "w", encoding="utf-8", newline="") as text:
+            yield text
+
+
+@dataclass
+class Summary:
+    """What was written, so callers (and data/sample/README.md) can state exact counts."""
+
+    shape: str
+    path: str
+    rows: int
+    bad_rows: dict[str, int]
+    duplicate_rows: int
+    closed_days: list[date]
+    anomaly_dates: list[date]
+    next_invoice: int | None
+
+
+def as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def generate(shape: str, rows: int, out: str | Path, start: date | str = date(2025, 5, 1),
+             end: date | str = date(2026, 11, 20), seed: int = 7, bad_share: float = 0.0,
+             dup_share: float = 0.0, anomalies: bool = True,
+             first_invoice: int = FIRST_INVOICE) -> Summary:
+    """Write ``rows`` data lines of ``shape`` covering ``start``..``end`` (inclusive) to ``out``.
+
+    ``first_invoice`` (retail only) lets a file continue the numbering of the previous
+    period's file; ``Summary.next_invoice`` is the value to pass for that.
+    """
+    spec = SHAPES[shape]
+    start, end = as_date(start), as_date(end)
+    if end < start or rows < 1:
+        raise ValueError("need rows >= 1 and end >= start")
+    if not (0 <= bad_share and 0 <= dup_share and bad_share + dup_share < 0.5):
+        raise ValueError("bad_share and dup_share must be >= 0 and together < 0.5")
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    volume = daily_volume(spec, days, seed, anomalies)
+    if not volume.any():
+        raise ValueError("every day in the range is a closure day")
+
+    n_dup, n_bad = round(rows * dup_share), round(rows * bad_share)
+    distinct = rows - n_dup
+    calendar = Calendar(spec, days, allocate(distinct, volume))
+    model = spec.model(np.random.default_rng([seed, CATALOGUE_STREAM]), first_invoice)
+    rng = np.random.default_rng([seed, spec.stream, start.toordinal()])
+    bad_counts = np.zeros(len(spec.corruptions), dtype=np.int64)
+
+    with open_output(Path(out)) as sink:
+        sink.write(spec.header + "\n")
+        for lo in range(0, distinct, CHUNK_ROWS):
+            hi = min(lo + CHUNK_ROWS, distinct)
+            day_idx, stamps = calendar.stamps(rng, lo, hi)
+            columns = model.columns(rng, day_idx, stamps)
+            sink.write(render_chunk(spec, columns, rng, share_of_range(n_bad, lo, hi, distinct),
+                                    share_of_range(n_dup, lo, hi, distinct), bad_counts))
+
+    return Summary(
+        shape=shape, path=str(out), rows=rows,
+        bad_rows={c.label: int(n) for c, n in zip(spec.corruptions, bad_counts)},
+        duplicate_rows=n_dup,
+        closed_days=[d for d, v in zip(days, volume) if v == 0],
+        anomaly_dates=[d for d in days if anomalies and d in spec.anomalies],
+        next_invoice=getattr(model, "next_invoice", None),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=sorted(SHAPES), required=True)
+    parser.add_argument("--rows", type=int, required=True, help="exact number of data lines")
+    parser.add_argument("--out", type=Path, required=True, help="CSV path; .gz suffix compresses")
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 5, 1))
+    parser.add_argument("--end", type=date.fromisoformat, default=date(2026, 11, 20))
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--bad-share", type=float, default=0.0)
+    parser.add_argument("--dup-share", type=float, default=0.0)
+    parser.add_argument("--no-anomalies", dest="anomalies", action="store_false")
+    parser.add_argument("--first-invoice", type=int, default=FIRST_INVOICE,
+                        help="retail: first invoice number (continue a previous file)")
+    args = parser.parse_args(argv)
+    summary = generate(args.shape, args.rows, args.out, args.start, args.end, args.seed,
+                       args.bad_share, args.dup_share, args.anomalies, args.first_invoice)
+    print(f"wrote {summary.rows} rows to {summary.path}")
+    print(f"  bad rows: {sum(summary.bad_rows.values())} {summary.bad_rows}")
+    print(f"  duplicate rows: {summary.duplicate_rows}")
+    print(f"  closed days: {[d.isoformat() for d in summary.closed_days]}")
+    print(f"  anomaly dates: {[d.isoformat() for d in summary.anomaly_dates]}")
+    if summary.next_invoice is not None:
+        print(f"  next invoice: {summary.next_invoice}")
+
+
+if __name__ == "__main__":
+    main()
