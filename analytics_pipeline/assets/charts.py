@@ -1,0 +1,104 @@
+"""revenue_chart: revenue history with the forecast band and the anomalies, as a PNG shown in the UI."""
+
+import base64
+import io
+from datetime import UTC, datetime
+
+import dagster as dg
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in run workers
+
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from analytics_pipeline import paths  # noqa: E402
+from analytics_pipeline.resources import Warehouse  # noqa: E402
+from analytics_pipeline.warehouse import series  # noqa: E402
+from analytics_pipeline.warehouse.contract import table_metadata  # noqa: E402
+from analytics_pipeline.warehouse.db import fetch_frame  # noqa: E402
+
+CHART_NAME = "revenue_overview"
+HISTORY_DAYS = 180
+
+_FORECAST = """
+SELECT day, predicted::float8 AS predicted, lower_bound::float8 AS lower, upper_bound::float8 AS upper
+FROM analytics.revenue_forecast WHERE segment = 'total' ORDER BY day
+"""
+_ANOMALIES = """
+SELECT day, actual, direction FROM analytics.metric_anomalies
+WHERE segment = 'total' AND metric = 'revenue' ORDER BY day
+"""
+_UPSERT = """
+INSERT INTO analytics.charts (chart, path, png, generated_at) VALUES (:chart, :path, :png, :generated_at)
+ON CONFLICT (chart) DO UPDATE SET path = EXCLUDED.path, png = EXCLUDED.png, generated_at = EXCLUDED.generated_at
+"""
+
+
+@dg.asset(
+    deps=["daily_metrics", "revenue_forecast", "metric_anomalies"],
+    group_name="reporting",
+    kinds={"postgres", "matplotlib"},
+    owners=["team:analytics"],
+    pool="warehouse",
+    metadata=table_metadata("charts"),
+    description=(
+        f"A PNG of daily revenue over the last {HISTORY_DAYS} days with the 30-day forecast and its 80% band, "
+        "spikes and drops marked. Saved under data/reports/, stored in `analytics.charts`, and shown inline in "
+        "this asset's metadata."
+    ),
+)
+def revenue_chart(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    with warehouse.transaction() as conn:
+        history = series.total_series(conn).tail(HISTORY_DAYS)
+        forecast = fetch_frame(conn, _FORECAST)
+        anomalies = fetch_frame(conn, _ANOMALIES)
+    png = _render(history, forecast, anomalies)
+    target = paths.reports_dir() / f"{CHART_NAME}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(png)
+    with warehouse.transaction() as conn:
+        conn.execute(
+            sa.text(_UPSERT),
+            {"chart": CHART_NAME, "path": str(target), "png": png, "generated_at": datetime.now(UTC)},
+        )
+    encoded = base64.b64encode(png).decode()
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(target)),
+            "chart": dg.MetadataValue.md(f"![daily revenue with forecast](data:image/png;base64,{encoded})"),
+            "history_days": len(history),
+            "forecast_days": len(forecast),
+            "size_bytes": len(png),
+        }
+    )
+
+
+def _render(history: pd.DataFrame, forecast: pd.DataFrame, anomalies: pd.DataFrame) -> bytes:
+    fig, ax = plt.subplots(figsize=(11, 4.5), dpi=100)
+    ax.plot(history["day"], history["revenue"], color="#1f77b4", linewidth=1.2, label="revenue")
+    if len(forecast):
+        days = pd.to_datetime(forecast["day"])
+        ax.plot(days, forecast["predicted"], color="#ff7f0e", linestyle="--", linewidth=1.4, label="forecast")
+        ax.fill_between(days, forecast["lower"], forecast["upper"], color="#ff7f0e", alpha=0.2, label="80% interval")
+    if len(anomalies) and len(history):
+        shown = anomalies[pd.to_datetime(anomalies["day"]) >= history["day"].min()]
+        for direction, marker, color in (("spike", "^", "#2ca02c"), ("drop", "v", "#d62728")):
+            points = shown[shown["direction"] == direction]
+            ax.scatter(pd.to_datetime(points["day"]), points["actual"], marker=marker, s=60, color=color,
+                       zorder=3, label=f"{direction}s")
+    ax.set_title("Daily revenue: last 180 days and 30-day forecast")
+    ax.set_xlabel("date (UTC)")
+    ax.set_ylabel("revenue (currency units)")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,136 @@
+"""insights: a short narrative of what changed, grounded in the metrics, written by GPT or offline."""
+
+import json
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+import openai as openai_sdk
+import sqlalchemy as sa
+from dagster_openai import OpenAIResource
+
+from analytics_pipeline.analysis import narrative
+from analytics_pipeline.resources import Warehouse
+from analytics_pipeline.warehouse import series
+from analytics_pipeline.warehouse.contract import table_metadata
+from analytics_pipeline.warehouse.db import fetch_frame
+
+GROUNDED_CHECK = "narrative_grounded"
+OFFLINE_WRITER = "offline"
+
+_INSERT = """
+INSERT INTO analytics.insights (generated_at, writer, narrative, facts, ungrounded)
+VALUES (:generated_at, :writer, :narrative, CAST(:facts AS jsonb), :ungrounded)
+"""
+
+
+class InsightsConfig(dg.Config):
+    model: str = "gpt-4o-mini"
+    timeout_seconds: float = 60.0
+
+
+@dg.asset(
+    deps=["daily_metrics", "daily_region_metrics", "daily_product_metrics", "revenue_forecast", "metric_anomalies"],
+    group_name="insights",
+    kinds={"postgres", "openai"},
+    owners=["team:analytics"],
+    pool="warehouse",
+    check_specs=[
+        dg.AssetCheckSpec(
+            GROUNDED_CHECK,
+            asset="insights",
+            description="Every number in the narrative can be traced to the facts it was written from.",
+        )
+    ],
+    metadata=table_metadata("insights"),
+    description=(
+        "One plain-language narrative per run: what changed, why it may have changed and what to do. It is "
+        "written from a bounded set of facts (recent periods, top movers by region and product, the forecast, "
+        "recent anomalies), never from raw rows. With OPENAI_API_KEY set, GPT writes it through dagster-openai "
+        "(token usage lands in this metadata); without a key, or when the API keeps failing, a deterministic "
+        "offline writer does. Numbers that cannot be traced to the facts are marked [unverified] and fail the "
+        "narrative_grounded check."
+    ),
+)
+def insights(
+    context: dg.AssetExecutionContext, config: InsightsConfig, warehouse: Warehouse, openai: OpenAIResource
+) -> dg.MaterializeResult:
+    with warehouse.transaction() as conn:
+        facts = narrative.build_facts(
+            series.total_series(conn),
+            series.recent_by(conn, "region"),
+            series.recent_by(conn, "product"),
+            fetch_frame(conn, _FORECAST),
+            fetch_frame(conn, _ANOMALIES),
+        )
+
+    writer, text, llm_metadata = _write(context, config, openai, facts)
+    ungrounded = narrative.ungrounded_numbers(text, facts)
+    stored = narrative.mark_ungrounded(text, ungrounded) if ungrounded else text
+    with warehouse.transaction() as conn:
+        conn.execute(
+            sa.text(_INSERT),
+            {
+                "generated_at": datetime.now(UTC),
+                "writer": writer,
+                "narrative": stored,
+                "facts": json.dumps(facts, default=str),
+                "ungrounded": ungrounded,
+            },
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "writer": writer,
+            "narrative": dg.MetadataValue.md(stored),
+            "facts": dg.MetadataValue.json(json.loads(json.dumps(facts, default=str))),
+            "ungrounded_numbers": ", ".join(ungrounded) or "none",
+            **llm_metadata,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=GROUNDED_CHECK,
+                passed=not ungrounded,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"ungrounded": ", ".join(ungrounded) or "none", "writer": writer},
+            )
+        ],
+    )
+
+
+_FORECAST = """
+SELECT day, predicted::float8 AS predicted, lower_bound::float8 AS lower, upper_bound::float8 AS upper
+FROM analytics.revenue_forecast WHERE segment = 'total' ORDER BY day
+"""
+
+_ANOMALIES = """
+SELECT day, metric, segment, actual, expected, score, direction, reason
+FROM analytics.metric_anomalies ORDER BY day DESC LIMIT 20
+"""
+
+
+def _write(context, config: InsightsConfig, openai: OpenAIResource, facts: dict) -> tuple[str, str, dict]:
+    """GPT when a key is configured; the offline writer otherwise, or when the API still fails after retries."""
+    if not openai.api_key:
+        return OFFLINE_WRITER, narrative.offline_narrative(facts), {"llm": "no OPENAI_API_KEY: offline writer"}
+    started = time.monotonic()
+    try:
+        with openai.get_client(context) as client:
+            # The client retries timeouts, 429s and 5xx itself, with exponential backoff.
+            response = client.chat.completions.create(
+                model=config.model, messages=narrative.build_messages(facts), timeout=config.timeout_seconds
+            )
+        text = (response.choices[0].message.content or "").strip()
+        if not text:
+            raise ValueError("empty completion")
+    except (openai_sdk.OpenAIError, ValueError) as error:
+        context.log.warning(f"LLM unavailable ({type(error).__name__}); falling back to the offline writer")
+        return (
+            OFFLINE_WRITER,
+            narrative.offline_narrative(facts),
+            {"llm": f"fallback after {type(error).__name__}: {error}"[:300], "llm_model": config.model},
+        )
+    return (
+        f"openai:{response.model or config.model}",
+        text,
+        {"llm_model": response.model or config.model, "llm_latency_s": round(time.monotonic() - started, 3)},
+    )

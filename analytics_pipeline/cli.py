@@ -1,0 +1,118 @@
+"""The `analytics` command: run the demo, start the UI, reach the database.
+
+Every sub-command first points Dagster at the project's instance (DAGSTER_HOME under the data directory, storage
+in the warehouse Postgres), so runs started here, from the UI or by the daemon all land in the same place.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from analytics_pipeline import paths
+from analytics_pipeline.warehouse import server
+
+STOP_DEADLINE_SECONDS = 15
+
+
+def prepare_instance() -> Path:
+    """Create DAGSTER_HOME with the project's dagster.yaml and the data folders; return DAGSTER_HOME."""
+    home = Path(os.environ.get("DAGSTER_HOME") or paths.dagster_home())
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(paths.PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    for folder in (paths.uploads_dir(), paths.archive_dir(), paths.quarantine_dir(), paths.reports_dir()):
+        folder.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def cmd_db(_: argparse.Namespace) -> int:
+    print(server.libpq_url(server.database_url()))
+    return 0
+
+
+def cmd_stop(_: argparse.Namespace) -> int:
+    if server.configured_url():
+        print("ANALYTICS_DATABASE_URL is set: that server is not ours to stop.")
+        return 0
+    print("stopped the embedded Postgres" if server.stop_embedded() else "the embedded Postgres was not running")
+    return 0
+
+
+def cmd_demo(_: argparse.Namespace) -> int:
+    prepare_instance()
+    from analytics_pipeline.demo import run_demo  # imports Dagster and the definitions: keep `db` fast
+
+    return run_demo()
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Webserver and daemon in their own process groups, so Ctrl-C can stop every process they started."""
+    prepare_instance()
+    server.database_url()  # start the embedded server before the webserver and the daemon race to
+    workspace = str(paths.PROJECT_ROOT / "workspace.yaml")
+    bin_dir = Path(sys.executable).parent
+    commands = [
+        [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", args.host, "-p", str(args.port)],
+        [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
+    ]
+    processes = [subprocess.Popen(cmd, cwd=paths.PROJECT_ROOT, start_new_session=True) for cmd in commands]
+    print(f"Dagster UI: http://{args.host}:{args.port}  (Ctrl-C stops the UI, the daemon and Postgres)", flush=True)
+    stopping = False
+
+    def request_stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    while not stopping and all(p.poll() is None for p in processes):
+        time.sleep(0.5)
+    _stop_groups(processes)
+    if not server.configured_url():
+        server.stop_embedded()
+    print("stopped", flush=True)
+    return 0
+
+
+def _stop_groups(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_DEADLINE_SECONDS
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for process in processes:
+        _signal_group(process, signal.SIGKILL)  # also reaps children left in the group
+        process.wait()
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="analytics", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help="load the sample files and materialise every asset").set_defaults(run=cmd_demo)
+    dev = commands.add_parser("dev", help="start the Dagster UI and daemon (Ctrl-C stops all)")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(run=cmd_dev)
+    commands.add_parser("db", help="print a connection URL for psql or any SQL client").set_defaults(run=cmd_db)
+    commands.add_parser("stop", help="stop the embedded Postgres").set_defaults(run=cmd_stop)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

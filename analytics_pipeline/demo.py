@@ -1,0 +1,112 @@
+"""`analytics demo`: the whole pipeline once, in-process, on the same Dagster instance the UI reads.
+
+It does what the sensors and the daemon would do over a few minutes - register each upload as a partition, load
+it, refresh the days it touched, recompute the analytics - but synchronously, so a first-time user sees every
+table filled and every run in the UI's history after one command.
+"""
+
+import shutil
+
+import dagster as dg
+import sqlalchemy as sa
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from analytics_pipeline import paths
+from analytics_pipeline.assets.forecasting import HORIZON_DAYS
+from analytics_pipeline.definitions import defs
+from analytics_pipeline.ingestion import files
+from analytics_pipeline.partitions import daily, upload_files
+from analytics_pipeline.warehouse import db, server
+
+TABLES = (
+    "ingested_files",
+    "raw_uploads",
+    "transactions",
+    "rejected_rows",
+    "daily_metrics",
+    "daily_region_metrics",
+    "daily_product_metrics",
+    "daily_company_metrics",
+    "revenue_forecast",
+    "forecast_backtest",
+    "metric_anomalies",
+    "insights",
+    "charts",
+)
+
+
+def seed_uploads() -> list[str]:
+    """Copy the bundled samples into an empty watched folder; returns the names copied."""
+    uploads = paths.uploads_dir()
+    if any(files.is_candidate(p) for p in uploads.iterdir()):
+        return []
+    copied = []
+    for sample in sorted(paths.sample_dir().glob("*.csv")):
+        shutil.copy2(sample, uploads / sample.name)
+        copied.append(sample.name)
+    return copied
+
+
+def run_demo() -> int:
+    url = server.database_url()
+    instance = dg.DagsterInstance.get()
+    copied = seed_uploads()
+    if copied:
+        print(f"copied {len(copied)} sample files into {paths.uploads_dir()}")
+
+    uploads = [files.describe(p) for p in sorted(paths.uploads_dir().iterdir()) if files.is_candidate(p)]
+    keys = [u.key for u in uploads]
+    new_keys = [k for k in keys if not instance.has_dynamic_partition(upload_files.name, k)]
+    instance.add_dynamic_partitions(upload_files.name, new_keys)
+
+    ok = True
+    ingest = defs.resolve_job_def("ingest_upload_job")
+    for upload in uploads:
+        result = ingest.execute_in_process(instance=instance, partition_key=upload.key, raise_on_error=False)
+        ok &= result.success
+        print(f"{'loaded' if result.success else 'FAILED'}: {upload.path.name} (partition {upload.key})")
+
+    engine = db.engine_for(url)
+    with engine.connect() as conn:
+        span = conn.execute(sa.text("SELECT min(day)::text, max(day)::text FROM analytics.transactions")).one()
+    if span[0] is None:
+        print("no transactions loaded: nothing to aggregate")
+        return 1
+    start = max(span[0], daily.get_first_partition_key())
+    end = min(span[1], daily.get_last_partition_key())
+    refresh = defs.resolve_job_def("daily_refresh_job")
+    result = refresh.execute_in_process(
+        instance=instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+        raise_on_error=False,
+    )
+    ok &= result.success
+    print(f"{'refreshed' if result.success else 'FAILED to refresh'} daily metrics {start}..{end} and downstream")
+    _print_summary(engine, url)
+    return 0 if ok else 1
+
+
+def _print_summary(engine: sa.Engine, url: str) -> None:
+    with engine.connect() as conn:
+        loaded = conn.execute(
+            sa.text(
+                "SELECT count(*) FILTER (WHERE status = 'loaded'), count(*) FILTER (WHERE status = 'quarantined'), "
+                "coalesce(sum(rows_loaded), 0), coalesce(sum(rows_rejected), 0), coalesce(sum(duplicate_rows), 0) "
+                "FROM analytics.ingested_files"
+            )
+        ).one()
+        span = conn.execute(sa.text("SELECT min(day), max(day) FROM analytics.transactions")).one()
+        counts = {table: db.row_count(conn, table) for table in TABLES}
+        chart = conn.execute(sa.text("SELECT path FROM analytics.charts ORDER BY chart LIMIT 1")).scalar()
+    print()
+    print("Summary")
+    print(f"  files loaded: {loaded[0]}, quarantined: {loaded[1]}")
+    print(f"  rows loaded: {loaded[2]:,}, rejected: {loaded[3]:,}, duplicates dropped: {loaded[4]:,}")
+    print(f"  transactions from {span[0]} to {span[1]}")
+    print("  tables (schema analytics):")
+    for table, count in counts.items():
+        print(f"    {table:<24} {count:>10,} rows")
+    print(f"  forecast horizon: {HORIZON_DAYS} days")
+    print(f"  chart: {chart}")
+    print(f"  database: psql \"{server.libpq_url(url)}\"   (or: analytics db)")
+    print("  UI: run `analytics dev` and open http://127.0.0.1:3000 - these runs are in its Runs tab")

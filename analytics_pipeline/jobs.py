@@ -1,0 +1,17 @@
+"""Jobs the sensors and schedules launch; the UI can launch them too."""
+
+import dagster as dg
+
+ingest_upload_job = dg.define_asset_job(
+    "ingest_upload_job",
+    selection=dg.AssetSelection.assets("raw_uploads", "transactions"),
+    description="Stage one uploaded file and load its transactions (one partition = one file).",
+)
+
+# The daily metrics and everything computed from them. Runs take one day (schedule) or a day range through the
+# partition-range tags (refresh sensor, backfills); the downstream analytics are unpartitioned and recompute once.
+daily_refresh_job = dg.define_asset_job(
+    "daily_refresh_job",
+    selection=dg.AssetSelection.groups("metrics", "forecasting", "insights", "reporting"),
+    description="Recompute daily metrics for a day or day range, then forecasts, anomalies, insights and charts.",
+)

@@ -1,0 +1,157 @@
+"""Fixtures: a real Postgres for the whole session, clean tables per test, and the sample files.
+
+By default the session starts its own embedded PostgreSQL in a temp data directory and stops it at the end. With
+ANALYTICS_DATABASE_URL set, the tests create a scratch database on that server (and drop it afterwards), so they
+never touch the tables of the database the URL names.
+"""
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from analytics_pipeline import paths
+from analytics_pipeline.warehouse import db, server
+
+SAMPLE_FILES = sorted(paths.sample_dir().glob("*.csv"))
+ANALYTICS_TABLES = (
+    "ingested_files",
+    "raw_uploads",
+    "transactions",
+    "rejected_rows",
+    "daily_metrics",
+    "daily_region_metrics",
+    "daily_product_metrics",
+    "daily_company_metrics",
+    "revenue_forecast",
+    "forecast_backtest",
+    "metric_anomalies",
+    "insights",
+    "charts",
+)
+
+
+@contextmanager
+def scratch_database(base_url: str) -> Iterator[str]:
+    """A new, empty database on the server ``base_url`` names; dropped on exit."""
+    name = f"analytics_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(server.psycopg2_url(base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        db.engine_for.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point every path of the project at a temp directory for the session."""
+    path = tmp_path_factory.mktemp("data")
+    previous = os.environ.get(paths.DATA_DIR_ENV)
+    os.environ[paths.DATA_DIR_ENV] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop(paths.DATA_DIR_ENV, None)
+    else:
+        os.environ[paths.DATA_DIR_ENV] = previous
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(data_dir: Path) -> Iterator[str]:
+    configured = server.configured_url()
+    if configured:
+        with scratch_database(configured) as url:
+            os.environ[server.DATABASE_URL_ENV] = url
+            yield url
+        os.environ[server.DATABASE_URL_ENV] = configured
+    else:
+        yield server.database_url()
+        server.stop_embedded()
+
+
+def emptied_warehouse(url: str) -> sa.Engine:
+    engine = db.engine_for(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {', '.join('analytics.' + t for t in ANALYTICS_TABLES)}"))
+    return engine
+
+
+@pytest.fixture
+def engine(warehouse_url: str) -> sa.Engine:
+    """The warehouse with every analytics table emptied, so each test sees only what it loads."""
+    return emptied_warehouse(warehouse_url)
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+@pytest.fixture
+def folders(tmp_path: Path):
+    from analytics_pipeline.resources import UploadFolders
+
+    folders = UploadFolders(
+        uploads=str(tmp_path / "uploads"), archive=str(tmp_path / "archive"), quarantine=str(tmp_path / "quarantine")
+    )
+    for path in (folders.uploads_path, folders.archive_path, folders.quarantine_path):
+        path.mkdir(parents=True)
+    return folders
+
+
+def drop_samples(folders, names: list[str] | None = None) -> list[Path]:
+    """Copy bundled samples into the uploads folder of a test."""
+    copied = []
+    for sample in SAMPLE_FILES:
+        if names is None or sample.name in names:
+            copied.append(Path(shutil.copy2(sample, folders.uploads_path / sample.name)))
+    return copied
+
+
+def resources(folders) -> dict:
+    from analytics_pipeline.definitions import defs
+
+    return {**defs.resources, "folders": folders}
+
+
+def load_uploads(instance: dg.DagsterInstance, folders, uploads: list[Path]) -> list[str]:
+    """Register each file as a partition and run raw_uploads + transactions for it, as the sensor's runs do."""
+    from analytics_pipeline.assets.transactions import transactions
+    from analytics_pipeline.assets.uploads import raw_uploads
+    from analytics_pipeline.ingestion import files
+
+    keys = [files.describe(path).key for path in uploads]
+    instance.add_dynamic_partitions("upload_files", keys)
+    for key in keys:
+        result = dg.materialize(
+            [raw_uploads, transactions], instance=instance, partition_key=key, resources=resources(folders)
+        )
+        assert result.success
+    return keys
+
+
+def refresh_days(instance: dg.DagsterInstance, start: str, end: str, selection: list[str] | None = None):
+    """Run the daily refresh job over a day range in one run, as a single-run backfill does."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from analytics_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("daily_refresh_job")
+    result = job.execute_in_process(
+        instance=instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+        asset_selection=[dg.AssetKey(name) for name in selection] if selection else None,
+    )
+    assert result.success
+    return result

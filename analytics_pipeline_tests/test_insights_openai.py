@@ -1,0 +1,89 @@
+"""The GPT path of `insights`, through the real OpenAI client and dagster-openai, against a local server."""
+
+import re
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster_openai import OpenAIResource
+
+from analytics_pipeline.assets.insights import GROUNDED_CHECK, insights
+from analytics_pipeline_tests.chat_server import chat_server
+from analytics_pipeline_tests.conftest import drop_samples, emptied_warehouse, load_uploads, refresh_days, resources
+
+
+@pytest.fixture(scope="module")
+def metrics_ready(warehouse_url, tmp_path_factory):
+    """The billing sample loaded and every analytic table computed once for this module."""
+    from analytics_pipeline.resources import UploadFolders
+
+    engine = emptied_warehouse(warehouse_url)
+    root = tmp_path_factory.mktemp("insights")
+    folders = UploadFolders(uploads=str(root / "u"), archive=str(root / "a"), quarantine=str(root / "q"))
+    folders.uploads_path.mkdir()
+    with dg.DagsterInstance.ephemeral() as instance:
+        load_uploads(instance, folders, drop_samples(folders, ["api_billing.csv"]))
+        refresh_days(instance, "2025-05-01", "2026-11-20")
+    return engine, folders
+
+
+def _run(folders, base_url: str) -> dg.ExecuteInProcessResult:
+    openai = OpenAIResource(api_key="test-key", base_url=base_url)
+    with dg.DagsterInstance.ephemeral() as instance:
+        return dg.materialize([insights], instance=instance, resources={**resources(folders), "openai": openai})
+
+
+def _latest(engine) -> dict:
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(sa.text("SELECT * FROM analytics.insights ORDER BY insight_id DESC LIMIT 1")).mappings().one()
+        )
+
+
+def _grounded_reply(body: dict) -> tuple[int, str]:
+    """Quote a money figure that is present in the facts the prompt carries."""
+    prompt = body["messages"][-1]["content"]
+    figure = re.search(r"\d+\.\d\d\b", prompt).group(0)
+    return 200, f"Revenue held up: the figure to watch is {figure}. Keep an eye on the top movers."
+
+
+def test_gpt_narrative_is_stored_with_usage_in_metadata(metrics_ready):
+    engine, folders = metrics_ready
+    with chat_server(_grounded_reply) as (base_url, received):
+        result = _run(folders, base_url)
+    assert len(received) == 1
+    assert received[0]["messages"][0]["role"] == "system"
+    stored = _latest(engine)
+    assert stored["writer"] == "openai:gpt-4o-mini"
+    assert stored["narrative"].startswith("Revenue held up")
+    assert list(stored["ungrounded"]) == []
+    metadata = result.asset_materializations_for_node("insights")[0].metadata
+    assert metadata["openai.gpt-4o-mini.total_tokens"].value == 200
+    assert metadata["openai.gpt-4o-mini.calls"].value == 1
+    assert "llm_latency_s" in metadata
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == GROUNDED_CHECK and check.passed
+
+
+def test_a_planted_wrong_number_is_caught_and_marked(metrics_ready):
+    engine, folders = metrics_ready
+    with chat_server(lambda body: (200, "Revenue jumped 987,654.32 last week.")) as (base_url, _):
+        result = _run(folders, base_url)
+    stored = _latest(engine)
+    assert "987,654.32" in list(stored["ungrounded"])
+    assert "987,654.32 [unverified]" in stored["narrative"]
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed
+
+
+def test_server_errors_are_retried_then_the_offline_writer_takes_over(metrics_ready):
+    engine, folders = metrics_ready
+    with chat_server(lambda body: (503, "overloaded")) as (base_url, received):
+        result = _run(folders, base_url)
+    assert result.success
+    assert len(received) == 3  # the first try and the client's two retries with backoff
+    stored = _latest(engine)
+    assert stored["writer"] == "offline"
+    assert list(stored["ungrounded"]) == []
+    metadata = result.asset_materializations_for_node("insights")[0].metadata
+    assert metadata["llm"].value.startswith("fallback after InternalServerError")

@@ -1,0 +1,147 @@
+"""Every asset materialises against Postgres and its table holds what the asset promises.
+
+The three bundled samples are loaded once for this module (the sensor's per-file runs, then one single-run
+refresh over their whole span), and each test checks one table against an independent pandas reading.
+"""
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from analytics_pipeline.assets.forecasting import HORIZON_DAYS
+from analytics_pipeline_tests import expected
+from analytics_pipeline_tests.conftest import SAMPLE_FILES, drop_samples, emptied_warehouse, load_uploads, refresh_days
+
+
+@pytest.fixture(scope="module")
+def loaded(warehouse_url, tmp_path_factory):
+    from analytics_pipeline.resources import UploadFolders
+
+    engine = emptied_warehouse(warehouse_url)
+    root = tmp_path_factory.mktemp("pipeline")
+    folders = UploadFolders(
+        uploads=str(root / "uploads"), archive=str(root / "archive"), quarantine=str(root / "quarantine")
+    )
+    folders.uploads_path.mkdir()
+    with dg.DagsterInstance.ephemeral() as instance:
+        keys = load_uploads(instance, folders, drop_samples(folders))
+        truth = expected.transactions(SAMPLE_FILES)
+        start, end = str(truth["day"].min()), str(truth["day"].max())
+        result = refresh_days(instance, start, end)
+        yield {"engine": engine, "keys": keys, "truth": truth, "folders": folders, "result": result}
+
+
+def _frame(engine: sa.Engine, sql: str) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(sa.text(sql), conn)
+
+
+def test_transactions_match_an_independent_reading(loaded):
+    truth = loaded["truth"]
+    stored = _frame(loaded["engine"], "SELECT count(*) AS n, sum(amount)::float8 AS revenue FROM analytics.transactions")
+    assert stored["n"][0] == len(truth)
+    assert stored["revenue"][0] == pytest.approx(truth["amount"].sum(), abs=0.01)
+
+
+def test_files_are_archived_and_registered(loaded):
+    folders = loaded["folders"]
+    assert list(folders.uploads_path.iterdir()) == []
+    archived = sorted(p.name for p in folders.archive_path.rglob("*.csv"))
+    assert archived == sorted(p.name for p in SAMPLE_FILES)
+    files = _frame(loaded["engine"], "SELECT * FROM analytics.ingested_files ORDER BY file_name")
+    assert list(files["status"]) == ["loaded"] * 3
+    assert (files["rows_read"] == files["rows_loaded"] + files["rows_rejected"] + files["duplicate_rows"]).all()
+    assert files["rows_loaded"].sum() == len(loaded["truth"])
+
+
+def test_bad_rows_are_rejected_with_reasons(loaded):
+    rejected = _frame(loaded["engine"], "SELECT reason, raw_line, line_number FROM analytics.rejected_rows")
+    # The sample README documents 31 + 49 + 50 bad rows; each has a line number and a reason a person can read.
+    assert len(rejected) == 130
+    assert rejected["reason"].str.match(
+        r"^(unparseable timestamp|missing timestamp|missing order id|non-numeric|missing quantity|malformed)"
+    ).all()
+    assert (rejected["line_number"] >= 2).all()
+
+
+def test_duplicate_lines_count_once(loaded):
+    files = _frame(loaded["engine"], "SELECT sum(duplicate_rows) AS d FROM analytics.ingested_files")
+    assert files["d"][0] == 46 + 74 + 75
+
+
+def test_daily_metrics_match_pandas(loaded):
+    truth = expected.daily(loaded["truth"]).set_index("day")
+    stored = _frame(loaded["engine"], "SELECT * FROM analytics.daily_metrics ORDER BY day").set_index("day")
+    # Inside the span every day has a row; quiet days (closures) are zeros, not gaps.
+    span = pd.date_range(truth.index.min(), truth.index.max(), freq="D").date
+    assert list(stored.index) == list(span)
+    joined = stored.join(truth, rsuffix="_expected").fillna({"revenue_expected": 0, "orders_expected": 0})
+    assert (joined["revenue"].astype(float) - joined["revenue_expected"]).abs().max() < 0.011
+    assert (joined["orders"] == joined["orders_expected"]).all()
+    closed = stored[stored["revenue"] == 0]
+    assert len(closed) >= 1 and closed["avg_order_value"].isna().all()
+
+
+@pytest.mark.parametrize(("table", "dimension", "column"), [("daily_region_metrics", "region", "region")])
+def test_dimension_metrics_match_pandas(loaded, table, dimension, column):
+    truth = expected.daily(loaded["truth"], by=dimension)
+    stored = _frame(loaded["engine"], f"SELECT day, {column}, revenue::float8, orders FROM analytics.{table}")
+    merged = stored.merge(truth, left_on=["day", column], right_on=["day", dimension], suffixes=("", "_expected"))
+    assert len(merged) == len(truth) == len(stored)
+    assert (merged["revenue"] - merged["revenue_expected"]).abs().max() < 0.011
+    assert (merged["orders"] == merged["orders_expected"]).all()
+
+
+def test_product_and_company_metrics_add_up_to_the_total(loaded):
+    totals = _frame(
+        loaded["engine"],
+        """
+        SELECT (SELECT sum(revenue) FROM analytics.daily_metrics)::float8 AS overall,
+               (SELECT sum(revenue) FROM analytics.daily_product_metrics)::float8 AS by_product,
+               (SELECT sum(revenue) FROM analytics.daily_company_metrics)::float8 AS by_company,
+               (SELECT count(DISTINCT company) FROM analytics.daily_company_metrics) AS companies
+        """,
+    )
+    assert totals["by_product"][0] == pytest.approx(totals["overall"][0], abs=1.0)
+    assert totals["by_company"][0] == pytest.approx(totals["overall"][0], abs=1.0)
+    assert totals["companies"][0] == 41  # 40 billing companies + 'unknown' for retail lines
+
+
+def test_forecast_covers_the_next_30_days_per_segment(loaded):
+    forecast = _frame(loaded["engine"], "SELECT * FROM analytics.revenue_forecast")
+    last_day = loaded["truth"]["day"].max()
+    segments = forecast.groupby("segment")
+    assert set(forecast["segment"]) >= {"total", "United Kingdom", "us-east"}
+    assert (segments.size() == HORIZON_DAYS).all()
+    total = forecast[forecast["segment"] == "total"].sort_values("day")
+    assert total["day"].iloc[0] == last_day + pd.Timedelta(days=1)
+    assert (total["lower_bound"] <= total["predicted"]).all() and (total["predicted"] <= total["upper_bound"]).all()
+    backtest = _frame(loaded["engine"], "SELECT * FROM analytics.forecast_backtest WHERE segment = 'total'")
+    assert backtest["mase"][0] < 1, "the model should beat the weekly seasonal-naive baseline on the sample"
+
+
+def test_planted_anomalies_are_found(loaded):
+    anomalies = _frame(
+        loaded["engine"], "SELECT day, direction FROM analytics.metric_anomalies WHERE segment = 'total' AND metric = 'revenue'"
+    )
+    found = {(str(row.day), row.direction) for row in anomalies.itertuples()}
+    assert ("2025-11-28", "spike") in found  # Black Friday in the retail sample
+
+
+def test_insights_are_written_offline_and_grounded(loaded):
+    insights = _frame(loaded["engine"], "SELECT writer, narrative, ungrounded FROM analytics.insights")
+    assert len(insights) == 1
+    assert insights["writer"][0] == "offline"
+    assert len(insights["narrative"][0]) > 100
+    assert list(insights["ungrounded"][0]) == []
+
+
+def test_chart_is_a_png_in_postgres_and_on_disk(loaded):
+    chart = _frame(loaded["engine"], "SELECT path, png FROM analytics.charts")
+    png = bytes(chart["png"][0])
+    assert png.startswith(b"\x89PNG")
+    with open(chart["path"][0], "rb") as handle:
+        assert handle.read() == png
+    events = loaded["result"].asset_materializations_for_node("revenue_chart")
+    assert events[0].metadata["chart"].value.startswith("![daily revenue with forecast](data:image/png;base64,")

@@ -1,0 +1,79 @@
+"""The upload sensor and the touched-days sensor, evaluated against a real instance."""
+
+import os
+import time
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from analytics_pipeline.ingestion import files
+from analytics_pipeline.sensors import SETTLE_SECONDS, touched_days_sensor, upload_sensor
+from analytics_pipeline_tests.conftest import drop_samples, load_uploads
+
+
+def _tick(instance, folders, cursor=None) -> dg.SensorResult:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"folders": folders})
+    return upload_sensor(context)
+
+
+def _age(path, seconds: float) -> None:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def _apply(instance, result: dg.SensorResult) -> None:
+    """What the daemon does with a tick's dynamic partition requests."""
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+
+
+def test_new_file_gives_one_partition_and_one_run_then_nothing(instance, folders):
+    [path] = drop_samples(folders, ["api_billing.csv"])
+    _age(path, SETTLE_SECONDS + 5)
+    first = _tick(instance, folders)
+    key = files.describe(path).key
+    assert [r.partition_key for r in first.run_requests] == [key]
+    assert [list(r.partition_keys) for r in first.dynamic_partitions_requests] == [[key]]
+    _apply(instance, first)
+
+    second = _tick(instance, folders, first.cursor)
+    assert second.run_requests == [] or second.run_requests is None
+    assert second.dynamic_partitions_requests in (None, [])
+
+
+def test_a_file_still_being_written_waits_for_a_quiet_tick(instance, folders):
+    path = folders.uploads_path / "growing.csv"
+    path.write_text("order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n")
+    first = _tick(instance, folders)
+    assert not first.run_requests  # just written: not settled yet
+    with path.open("a") as handle:
+        handle.write("2,2026-01-01T11:00:00Z,3.5,2\n")
+    second = _tick(instance, folders, first.cursor)
+    assert not second.run_requests  # it changed since the last tick
+    third = _tick(instance, folders, second.cursor)
+    assert [r.partition_key for r in third.run_requests] == [files.describe(path).key]
+
+
+def test_a_changed_file_with_the_same_name_is_a_new_partition(instance, folders):
+    path = folders.uploads_path / "orders.csv"
+    path.write_text("order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n")
+    _age(path, SETTLE_SECONDS + 5)
+    first = _tick(instance, folders)
+    _apply(instance, first)
+    path.write_text("order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n2,2026-01-02T10:00:00Z,1,1\n")
+    _age(path, SETTLE_SECONDS + 5)
+    second = _tick(instance, folders, first.cursor)
+    assert len(second.run_requests) == 1
+    assert second.run_requests[0].partition_key != first.run_requests[0].partition_key
+
+
+def test_loaded_days_are_refreshed_as_one_range_run(instance, folders, engine):
+    load_uploads(instance, folders, drop_samples(folders, ["online_retail_2026.csv"]))
+    context = dg.build_sensor_context(instance=instance)
+    result = touched_days_sensor(context)
+    [request] = result.run_requests
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-01-02"
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-11-20"
+
+    again = touched_days_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
+    assert not again.run_requests
