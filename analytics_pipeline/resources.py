@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
+from dagster_openai import OpenAIResource
 from pydantic import Field
 
 from analytics_pipeline import paths
@@ -50,3 +51,20 @@ class UploadFolders(dg.ConfigurableResource):
     @property
     def quarantine_path(self) -> Path:
         return Path(self.quarantine) if self.quarantine else paths.quarantine_dir()
+
+
+class OptionalOpenAIResource(OpenAIResource):
+    """dagster-openai's resource, allowed to have no key: the insights asset then uses its offline writer.
+
+    The OpenAI client refuses to be built without a key, so the client is only set up when one is configured.
+    """
+
+    api_key: str = Field(default="", description="OpenAI API key; empty means write insights offline.")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if self.api_key:
+            super().setup_for_execution(context)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self.api_key:
+            super().teardown_after_execution(context)

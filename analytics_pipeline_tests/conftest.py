@@ -7,6 +7,7 @@ never touch the tables of the database the URL names.
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,9 +55,13 @@ def scratch_database(base_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point every path of the project at a temp directory for the session."""
-    path = tmp_path_factory.mktemp("data")
+def data_dir() -> Iterator[Path]:
+    """Point every path of the project at a temp directory for the session.
+
+    Not under pytest's tmp_path: pytest keeps its root 0700, and the embedded server runs as another user when the
+    tests run as root, so it needs a directory it can reach.
+    """
+    path = Path(tempfile.mkdtemp(prefix="analytics-test-"))
     previous = os.environ.get(paths.DATA_DIR_ENV)
     os.environ[paths.DATA_DIR_ENV] = str(path)
     yield path
@@ -64,6 +69,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop(paths.DATA_DIR_ENV, None)
     else:
         os.environ[paths.DATA_DIR_ENV] = previous
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

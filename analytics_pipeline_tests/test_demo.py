@@ -18,10 +18,11 @@ def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([ANALYTICS, *args], env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_demo_on_an_empty_data_directory_fills_every_table(tmp_path):
+def test_demo_on_an_empty_data_directory_fills_every_table(data_dir):
     configured = server.configured_url()
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", server.DATABASE_URL_ENV)}
-    env["ANALYTICS_DATA_DIR"] = str(tmp_path / "data")
+    demo_dir = data_dir / "demo"  # a data directory of its own, with nothing in it
+    env["ANALYTICS_DATA_DIR"] = str(demo_dir)
     # With a configured server the demo gets a scratch database there; otherwise it starts its own embedded one.
     with scratch_database(configured) if configured else nullcontext() as url:
         if url:
@@ -44,8 +45,8 @@ def test_demo_on_an_empty_data_directory_fills_every_table(tmp_path):
             engine.dispose()
             assert all(count > 0 for count in counts.values()), counts
             assert runs == 4  # three file loads and one refresh, stored where the UI reads them
-            assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").exists()
-            assert (tmp_path / "data" / "reports" / "revenue_overview.png").exists()
+            assert (demo_dir / "dagster_home" / "dagster.yaml").exists()
+            assert (demo_dir / "reports" / "revenue_overview.png").exists()
         finally:
             if not url:
                 stopped = _run(["stop"], env)

