@@ -76,7 +76,7 @@ def test_daily_metrics_match_pandas(loaded):
     # Inside the span every day has a row; quiet days (closures) are zeros, not gaps.
     span = pd.date_range(truth.index.min(), truth.index.max(), freq="D").date
     assert list(stored.index) == list(span)
-    joined = stored.join(truth, rsuffix="_expected").fillna({"revenue_expected": 0, "orders_expected": 0})
+    joined = stored.join(truth.add_suffix("_expected")).fillna({"revenue_expected": 0, "orders_expected": 0})
     assert (joined["revenue"].astype(float) - joined["revenue_expected"]).abs().max() < 0.011
     assert (joined["orders"] == joined["orders_expected"]).all()
 

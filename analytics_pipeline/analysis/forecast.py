@@ -1,15 +1,14 @@
 """Daily forecasts with an honest backtest, as pure functions over pandas.
 
-The model is deliberately small (ridge regression on log1p levels) so it refits in
-milliseconds on every materialisation, is deterministic, and can be explained in one
-sentence on a dashboard. Short, flat or all-zero histories fall back to a weekly
-seasonal naive forecast instead of raising, because an asset that fails on a quiet
-store is worse than one that says "not enough data yet".
+The model is deliberately small (ridge regression on log1p) so it refits in well under
+a second on every materialisation, is deterministic and is explainable on a dashboard.
+Short, flat, all-zero or intermittent histories fall back to a weekly seasonal naive
+forecast instead of raising: an asset that fails on a quiet store is worse than one
+that says "not enough data yet".
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,9 +16,10 @@ import pandas as pd
 from sklearn.linear_model import Ridge
 
 MIN_MODEL_DAYS = 70  # ~10 weeks: below this the regression has too little to learn from
+MIN_ORIGIN = 56  # a backtest origin needs 8 weeks behind it (4 weeks of lags + 4 of rows)
 BACKTEST_ORIGINS = 8  # weekly origins reported in the backtest
 CALIBRATION_ORIGINS = 8  # extra earlier origins whose residuals calibrate backtest intervals
-HALF_LIFE_DAYS = 180.0
+HALF_LIFE_DAYS = 120.0  # recency weighting of training rows
 RIDGE_ALPHA = 1.0
 MODEL_METHOD = "ridge regression on log1p (trend, weekday, closures, same-weekday lags)"
 NAIVE_METHOD = "seasonal naive (weekly: mean of the last 4 same weekdays)"
@@ -27,14 +27,14 @@ NAIVE_METHOD = "seasonal naive (weekly: mean of the last 4 same weekdays)"
 
 @dataclass(frozen=True)
 class Backtest:
-    """Rolling-origin accuracy of the model as configured for the requested horizon."""
+    """Rolling-origin accuracy (definitions in `forecast_series`); percents are 0-100."""
 
     mae: float
-    smape: float  # percent
-    mape: float | None  # percent; None when any actual in the backtest is zero
-    mase: float  # model MAE / MAE of y[t-7] on the same points (inf if that is 0)
-    coverage: float  # share of actuals inside the interval
-    baseline_mae: float  # MAE of the weekly seasonal naive y[t-7] on the same points
+    smape: float
+    mape: float | None
+    mase: float
+    coverage: float
+    baseline_mae: float
     n_origins: int
     n_points: int
 
@@ -49,6 +49,11 @@ class Forecast:
     note: str  # why the fallback was used; empty for the regression model
 
 
+def _frame(last_day: pd.Timestamp, point, lower, upper) -> pd.DataFrame:
+    days = pd.date_range(last_day + pd.Timedelta(days=1), periods=len(point), freq="D")
+    return pd.DataFrame({"day": days, "predicted": point, "lower": lower, "upper": upper})
+
+
 def _daily_values(history: pd.DataFrame, value: str) -> pd.Series:
     """Return a float series on a complete daily index (gaps and NaN become 0)."""
     for col in ("day", value):
@@ -58,70 +63,88 @@ def _daily_values(history: pd.DataFrame, value: str) -> pd.Series:
     frame["day"] = pd.to_datetime(frame["day"]).dt.normalize()
     values = pd.to_numeric(frame[value], errors="coerce").fillna(0.0).astype(float)
     series = values.groupby(frame["day"].to_numpy()).sum().sort_index()
-    if series.empty:
-        return series
-    full = pd.date_range(series.index.min(), series.index.max(), freq="D")
-    return series.reindex(full, fill_value=0.0)
+    return series if series.empty else series.asfreq("D", fill_value=0.0)
 
 
 def _closure_mask(days: pd.DatetimeIndex, train: pd.Series) -> np.ndarray:
     """Flag calendar days (month/day) that were zero at every occurrence in `train`.
 
-    Only learnt when zeros are rare (<10% of days): then a zero on the same date each
-    year is a closure (Dec 25, Jan 1), not noise. A date seen once and zero counts.
+    Learnt only when zeros are rare (<= 10% of days) and from zero runs of <= 3 days:
+    Dec 25 / Jan 1 is a closure, a two-week data outage is not. One zero occurrence
+    suffices, so closures are known from the second year onwards.
     """
-    if train.empty or (train == 0).mean() > 0.10:
+    zero = (train == 0).to_numpy()
+    if train.empty or zero.mean() > 0.10:
         return np.zeros(len(days), dtype=bool)
+    run_id = np.cumsum(np.r_[True, zero[1:] != zero[:-1]])
+    run_len = np.bincount(run_id)[run_id]
+    short_zero = pd.Series(zero & (run_len <= 3), index=train.index)
     keys = train.index.strftime("%m-%d")
-    zero_all = (train == 0).groupby(keys).all()
-    closed = set(zero_all[zero_all].index)
-    return np.asarray(days.strftime("%m-%d").isin(closed))
+    closed_all = short_zero.groupby(keys).all()
+    return np.asarray(days.strftime("%m-%d").isin(set(closed_all[closed_all].index)))
 
 
-def _design(days: pd.DatetimeIndex, y: np.ndarray, closed: np.ndarray, lag: int) -> np.ndarray:
-    """Features for every day in `days`; y covers a prefix (later days are unknown).
-
-    The same-weekday lag uses days t-lag, t-lag-7, t-lag-14, t-lag-21 with
-    lag = 7 * ceil(horizon / 7), so every forecast day only sees data before the origin
-    and training rows see exactly the same kind of information (no leakage).
-    """
-    n_all = len(days)
-    level = np.full(n_all, np.nan)
-    level[: len(y)] = np.where(closed[: len(y)], np.nan, np.log1p(np.maximum(y, 0)))
-    lags = np.full((n_all, 4), np.nan)
-    for k in range(4):
-        shift = lag + 7 * k
-        lags[shift:, k] = level[: n_all - shift] if shift < n_all else []
+def _same_weekday_lags(level: np.ndarray, origin: int, targets: np.ndarray) -> np.ndarray:
+    """Per target: mean of the 4 latest same weekdays before origin, mean of the last
+    28 days. Both are known at the origin for any step, so valid for a 30-day horizon;
+    closure/outage days are NaN in `level` and skipped."""
+    first = (targets - origin) // 7 + 1  # weeks back to the latest same weekday < origin
+    idx = targets[:, None] - 7 * (first[:, None] + np.arange(4))
+    lags = np.where(idx >= 0, level[np.clip(idx, 0, None)], np.nan)
+    window = level[max(0, origin - 28) : origin]
+    recent = float(np.nanmean(window)) if np.any(~np.isnan(window)) else np.nan
     counts = (~np.isnan(lags)).sum(axis=1)
-    lag_mean = np.where(counts > 0, np.nansum(lags, axis=1) / np.maximum(counts, 1), np.nan)
-    trend = (days - days[0]).days.to_numpy() / 365.25
-    dow = np.eye(7)[days.dayofweek.to_numpy()]
-    return np.column_stack([trend, dow, closed.astype(float), lag_mean])
+    same = np.where(counts > 0, np.nansum(lags, axis=1) / np.maximum(counts, 1), recent)
+    return np.column_stack([same, np.full(len(targets), recent)])
 
 
-def _fit_predict(y: pd.Series, origin: int, steps: int, lag: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fit on y[:origin] and return (log predictions for the next steps, train residuals)."""
-    train = y.iloc[:origin]
+def _fit_predict(y: pd.Series, origin: int, steps: int, horizon: int) -> tuple[np.ndarray, ...]:
+    """Fit a direct multi-step model on y[:origin]; predict `steps` days from origin.
+
+    Rows are (weekly origin o, target o+k<o+horizon) pairs using only data before o,
+    weighted by recency so the trend follows recent growth. Returns log predictions,
+    in-sample week-1 log residuals and a per-step multiplier (in-sample error growth
+    from week 1 to later weeks) that widens intervals further out.
+    """
     days = pd.date_range(y.index[0], periods=origin + steps, freq="D")
-    closed = _closure_mask(days, train)
-    X = _design(days, train.to_numpy(), closed, lag)
-    target = np.log1p(np.maximum(train.to_numpy(), 0))
-    ok = ~np.isnan(X[:origin, -1])
-    age = (origin - 1 - np.arange(origin))[ok]
-    weight = 0.5 ** (age / HALF_LIFE_DAYS) if HALF_LIFE_DAYS else None
-    model = Ridge(alpha=RIDGE_ALPHA).fit(X[:origin][ok], target[ok], sample_weight=weight)
-    future = X[origin:]
-    future[:, -1] = np.where(np.isnan(future[:, -1]), np.nanmean(target), future[:, -1])
-    return model.predict(future), target[ok] - model.predict(X[:origin][ok])
+    closed = _closure_mask(days, y.iloc[:origin])
+    history = y.to_numpy()[:origin]
+    logy = np.log1p(np.maximum(history, 0))
+    # With rare zeros, a non-closure zero is an outage: skip it as lag input and target.
+    outage = (history == 0) & ~closed[:origin] & bool((history == 0).mean() <= 0.10)
+    level = np.where(closed[:origin] | outage, np.nan, logy)
+    trend = (days - days[0]).days.to_numpy() / 365.25
+    base = np.column_stack([trend, np.eye(7)[days.day_of_week.to_numpy()], closed])
+
+    def design(o: int, targets: np.ndarray) -> np.ndarray:
+        return np.column_stack([base[targets], _same_weekday_lags(level, o, targets)])
+
+    span = max(horizon, 7)  # at least a week so every weekday is a training target
+    rows = [(o, np.arange(o, min(o + span, origin))) for o in range(origin - 7, 27, -7)]
+    X = np.vstack([design(o, t) for o, t in rows])
+    target_days = np.concatenate([t for _, t in rows])
+    step = np.concatenate([t - o for o, t in rows])
+    ok = ~np.isnan(X).any(axis=1) & ~outage[target_days]
+    weight = 0.5 ** ((origin - 1 - target_days[ok]) / HALF_LIFE_DAYS)
+    model = Ridge(alpha=RIDGE_ALPHA).fit(X[ok], logy[target_days[ok]], sample_weight=weight)
+    resid = logy[target_days[ok]] - model.predict(X[ok])
+    week = step[ok] // 7
+    spread = pd.Series(np.abs(resid)).groupby(week).mean().reindex(range(week.max() + 1))
+    growth = np.nan_to_num((spread / max(spread.iloc[0], 1e-12)).to_numpy(), nan=1.0).clip(1.0)
+    future = design(origin, np.arange(origin, origin + steps))
+    future = np.where(np.isnan(future), np.nanmean(logy), future)
+    per_step = growth[np.minimum(np.arange(steps) // 7, len(growth) - 1)]
+    return model.predict(future), resid[week == 0], per_step
 
 
-def _bounds(pred_log: np.ndarray, resid: np.ndarray, interval: float) -> tuple[np.ndarray, ...]:
-    """Point and interval in original units from log predictions and log residuals."""
+def _bounds(pred_log: np.ndarray, resid: np.ndarray, interval: float, growth: np.ndarray):
+    """Point, lower, upper in original units; log-scale residuals make the band
+    multiplicative (a Saturday twice a Monday gets a band twice as wide)."""
     lo_q, hi_q = np.quantile(resid, [(1 - interval) / 2, (1 + interval) / 2])
-    point = np.expm1(pred_log)
-    lower = np.expm1(pred_log + min(lo_q, 0.0))
-    upper = np.expm1(pred_log + max(hi_q, 0.0))
-    return tuple(np.clip(a, 0, None) for a in (point, lower, upper))
+    point = np.clip(np.expm1(pred_log), 0, None)
+    lower = np.clip(np.expm1(pred_log + min(lo_q, 0.0) * growth), 0, None)
+    upper = np.clip(np.expm1(pred_log + max(hi_q, 0.0) * growth), 0, None)
+    return point, lower, upper
 
 
 def _metrics(actual: np.ndarray, pred: np.ndarray, naive: np.ndarray) -> tuple[float, ...]:
@@ -134,64 +157,48 @@ def _metrics(actual: np.ndarray, pred: np.ndarray, naive: np.ndarray) -> tuple[f
 
 
 def _model_forecast(y: pd.Series, horizon: int, interval: float) -> tuple[pd.DataFrame, Backtest]:
-    """Regression forecast plus rolling-origin backtest.
+    """Regression forecast plus rolling-origin backtest over weekly origins.
 
-    Origins are weekly: the last BACKTEST_ORIGINS are scored (7 days each, trained only
-    on data before the origin). The interval for a scored origin comes from the
-    out-of-sample residuals of the origins before it, so coverage is honest; the
-    final forecast's interval uses the residuals of the scored origins themselves.
+    Each scored origin's interval comes from out-of-sample residuals of the origins
+    before it (honest coverage); the final interval uses the scored origins' residuals.
     """
-    n, lag = len(y), 7 * math.ceil(horizon / 7)
-    values = y.to_numpy()
-    runs = []  # (origin, log prediction, log residuals out of sample, train residuals)
-    for j in range(BACKTEST_ORIGINS + CALIBRATION_ORIGINS, 0, -1):
-        origin = n - 7 * j
-        if origin < lag + 28:
-            continue
-        pred_log, train_resid = _fit_predict(y, origin, 7, lag)
+    n, values = len(y), y.to_numpy()
+    origins = [n - 7 * j for j in range(BACKTEST_ORIGINS + CALIBRATION_ORIGINS, 0, -1)]
+    runs = []  # (origin, log prediction, out-of-sample log residuals, in-sample residuals)
+    for origin in (o for o in origins if o >= MIN_ORIGIN):
+        pred_log, fit_resid, _ = _fit_predict(y, origin, 7, horizon)
         oos = np.log1p(np.maximum(values[origin : origin + 7], 0)) - pred_log
-        runs.append((origin, pred_log, oos, train_resid))
+        runs.append((origin, pred_log, oos, fit_resid))
     scored = runs[-BACKTEST_ORIGINS:]
-    actual, pred, naive, inside = [], [], [], []
-    for origin, pred_log, _, train_resid in scored:
-        earlier = [r[2] for r in runs if r[0] + 7 <= origin][-CALIBRATION_ORIGINS:]
-        pool = np.concatenate(earlier) if sum(map(len, earlier)) >= 7 else train_resid
-        point, lower, upper = _bounds(pred_log, pool, interval)
+    actual, pred, inside = [], [], []
+    for i, (origin, pred_log, _, fit_resid) in enumerate(runs):
+        earlier = [r[2] for r in runs[max(0, i - CALIBRATION_ORIGINS) : i]]
+        pool = np.concatenate(earlier) if earlier else fit_resid
+        point, lower, upper = _bounds(pred_log, pool, interval, np.ones(7))
         truth = values[origin : origin + 7]
-        actual.append(truth)
-        pred.append(point)
-        naive.append(values[origin - 7 : origin])
+        actual, pred = actual + [truth], pred + [point]
         inside.append((truth >= lower - 1e-9) & (truth <= upper + 1e-9))
-    a, p, b = (np.concatenate(x) for x in (actual, pred, naive))
-    mae, smape, mape, base = _metrics(a, p, b)
+    k = len(scored)
+    a, p = np.concatenate(actual[-k:]), np.concatenate(pred[-k:])
+    naive = np.concatenate([values[o - 7 : o] for o, *_ in scored])
+    mae, smape, mape, base = _metrics(a, p, naive)
     mase = mae / base if base > 0 else (0.0 if mae == 0 else float("inf"))
-    backtest = Backtest(
-        mae=mae, smape=smape, mape=None if math.isnan(mape) else mape, mase=float(mase),
-        coverage=float(np.concatenate(inside).mean()), baseline_mae=base,
-        n_origins=len(scored), n_points=len(a),
-    )
-    pred_log, train_resid = _fit_predict(y, n, horizon, lag)
+    coverage = float(np.concatenate(inside[-k:]).mean())
+    mape_or_none = None if np.isnan(mape) else mape
+    backtest = Backtest(mae, smape, mape_or_none, mase, coverage, base, k, len(a))
+    pred_log, _, growth = _fit_predict(y, n, horizon, horizon)
     pool = np.concatenate([r[2] for r in scored])
-    point, lower, upper = _bounds(pred_log, pool if len(pool) >= 7 else train_resid, interval)
+    point, lower, upper = _bounds(pred_log, pool, interval, growth)
     return _frame(y.index[-1], point, lower, upper), backtest
 
 
-def _frame(last_day: pd.Timestamp, point, lower, upper) -> pd.DataFrame:
-    days = pd.date_range(last_day + pd.Timedelta(days=1), periods=len(point), freq="D")
-    return pd.DataFrame({"day": days, "predicted": point, "lower": lower, "upper": upper})
-
-
 def _naive_forecast(y: pd.Series, horizon: int, interval: float, clip: bool) -> pd.DataFrame:
-    """Mean of the last 4 same weekdays; interval from in-history residuals of that rule.
-
-    With fewer than 7 residuals (under ~2 weeks of history) the interval is a rough
-    +/- one standard deviation of the history (or 50% of the level for a single day).
-    """
+    """Mean of the last 4 same weekdays; interval from in-history residuals of that
+    rule, or (under 2 weeks of history) +/- one std of history / 50% of a lone value."""
     values, n = y.to_numpy(), len(y)
-    recent = y.iloc[-28:]
-    by_dow = recent.groupby(recent.index.dayofweek).mean()
+    by_dow = y.iloc[-28:].groupby(y.index[-28:].day_of_week).mean()
     days = pd.date_range(y.index[-1] + pd.Timedelta(days=1), periods=horizon, freq="D")
-    point = np.array([by_dow.get(d, values.mean()) for d in days.dayofweek], dtype=float)
+    point = np.array([by_dow.get(d, values.mean()) for d in days.day_of_week], dtype=float)
     resid = [values[t] - values[max(t % 7, t - 28) : t : 7].mean() for t in range(7, n)]
     if len(resid) >= 7:
         lo_q, hi_q = np.quantile(resid, [(1 - interval) / 2, (1 + interval) / 2])
@@ -201,7 +208,7 @@ def _naive_forecast(y: pd.Series, horizon: int, interval: float, clip: bool) -> 
         lower, upper = point - half, point + half
     if clip:
         point, lower, upper = (np.clip(a, 0, None) for a in (point, lower, upper))
-    return pd.DataFrame({"day": days, "predicted": point, "lower": lower, "upper": upper})
+    return _frame(y.index[-1], point, lower, upper)
 
 
 def forecast_series(
@@ -222,21 +229,20 @@ def forecast_series(
     if horizon < 1 or not 0 < interval < 1:
         raise ValueError("horizon must be >= 1 and interval in (0, 1)")
     y = _daily_values(history, value)
-    clip = bool((y >= 0).all())
-    empty = pd.DataFrame({c: pd.Series(dtype=float) for c in ("predicted", "lower", "upper")})
     if y.empty:
-        empty.insert(0, "day", pd.Series(dtype="datetime64[ns]"))
+        empty = _frame(pd.Timestamp(0), *([np.zeros(0)] * 3))
         return Forecast(empty, NAIVE_METHOD, None, "no history: nothing to forecast")
-    lag = 7 * math.ceil(horizon / 7)
-    note = ""
+    clip, note = bool((y >= 0).all()), ""
     if (y == 0).all():
         note = "all values are zero"
     elif float(y.std()) <= 1e-9 * max(1.0, abs(float(y.mean()))):
         note = "series is flat (no variation to model)"
     elif not clip:
         note = "series has negative values; the log-scale model needs non-negative data"
-    elif len(y) < max(MIN_MODEL_DAYS, lag + 35):
-        note = f"only {len(y)} days of history; the regression needs {max(MIN_MODEL_DAYS, lag + 35)}"
+    elif (y == 0).mean() > 0.5:
+        note = "intermittent series (most days are zero); log-scale regression would be biased"
+    elif len(y) < MIN_MODEL_DAYS:
+        note = f"only {len(y)} days of history; the regression model needs {MIN_MODEL_DAYS}"
     if note:
         return Forecast(_naive_forecast(y, horizon, interval, clip), NAIVE_METHOD, None, note)
     frame, backtest = _model_forecast(y, horizon, interval)

@@ -27,8 +27,10 @@ VALUES (:day, :metric, :segment, :actual, :expected, :score, :direction, :reason
     description=(
         "Days whose revenue, orders or average order value break from their recent pattern, overall (segment "
         "'total') and per region. Each day is scored against the median of the same weekday over the trailing "
-        "8 weeks, scaled by the median absolute deviation; |score| >= 4 is flagged as a spike or a drop, with the "
-        "expected value, the actual value and a one-line reason."
+        "8 weeks, on a log scale (retail noise is multiplicative), divided by a robust spread (the weekday's "
+        "median absolute deviation, the recent residual spread, or a 5% floor, whichever is largest); |score| >= 4 "
+        "is flagged as a spike or a drop, with the expected value, the actual value and a one-line reason. A "
+        "closure that recurs on the same date as last year is not an anomaly."
     ),
 )
 def metric_anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:

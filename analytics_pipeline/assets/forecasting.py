@@ -76,7 +76,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
             "backtest_mase": _rounded(backtest.mase if backtest else None),
             "backtest_coverage": _rounded(backtest.coverage if backtest else None),
             "backtest_by_segment": dg.MetadataValue.md(_backtest_table(forecasts)),
-            "forecast_preview": dg.MetadataValue.md(overall.frame.head(10).round(2).to_markdown(index=False)),
+            "forecast_preview": dg.MetadataValue.md(overall.frame.head(10).round({"predicted": 2, "lower": 2, "upper": 2}).to_markdown(index=False)),
         }
     )
 

@@ -1,0 +1,137 @@
+"""Anomalies: planted spikes/drops are found, clean series stay (almost) quiet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics_pipeline.analysis.anomalies import detect_anomalies
+
+WEEKLY = np.array([0.8, 0.9, 1.0, 1.05, 1.2, 1.4, 0.7])  # Monday..Sunday
+COLUMNS = ["day", "metric", "actual", "expected", "score", "direction", "reason"]
+MAX_FALSE_ALARMS = 2  # per metric per 730 clean days (documented in the module docstring)
+
+
+def daily_series(days: int = 730, seed: int = 0, noise: float = 0.08, closures: bool = False,
+                 level: float = 10_000.0) -> pd.DataFrame:
+    """Trend x weekly seasonality x 8% lognormal noise; orders ~ revenue / 50."""
+    rng = np.random.default_rng(seed)
+    day = pd.date_range("2024-01-01", periods=days, freq="D")
+    revenue = level * (1 + 0.3 * np.arange(days) / 365) * WEEKLY[day.day_of_week]
+    revenue *= np.exp(rng.normal(0, noise, days))
+    orders = np.round(revenue / 50 * np.exp(rng.normal(0, 0.03, days)))
+    if closures:
+        closed = ((day.month == 12) & (day.day == 25)) | ((day.month == 1) & (day.day == 1))
+        revenue[closed], orders[closed] = 0.0, 0.0
+    aov = np.where(orders > 0, revenue / np.maximum(orders, 1), np.nan)
+    return pd.DataFrame({"day": day, "revenue": revenue, "orders": orders, "avg_order_value": aov})
+
+
+PLANTED = {  # row index -> multiplier on revenue (and orders, so AOV stays normal)
+    90: 2.0, 150: 0.4, 222: 2.5, 301: 0.3, 365: 2.0, 420: 0.45,
+    480: 3.0, 533: 0.0, 600: 2.2, 655: 0.4, 700: 1.9, 725: 0.35,
+}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_planted_spikes_and_drops_are_found_with_direction(seed: int) -> None:
+    series = daily_series(seed=seed)
+    for row, factor in PLANTED.items():
+        series.loc[row, ["revenue", "orders"]] *= factor
+    found = detect_anomalies(series, metrics=["revenue", "orders"])
+    revenue = found[found["metric"] == "revenue"].set_index("day")
+    for row, factor in PLANTED.items():
+        day = series.loc[row, "day"]
+        assert day in revenue.index, f"missed {day.date()} x{factor}"
+        hit = revenue.loc[day]
+        assert hit["direction"] == ("spike" if factor > 1 else "drop")
+        assert abs(hit["score"]) >= 4.0
+        assert hit["actual"] == pytest.approx(series.loc[row, "revenue"])
+        assert "revenue" in hit["reason"] and day.day_name() in hit["reason"]
+        assert f"{hit['actual']:,.2f}" in hit["reason"]
+    # Everything else is rare: at most a couple of extra alarms across 730 days.
+    assert len(revenue) <= len(PLANTED) + MAX_FALSE_ALARMS
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_clean_series_false_alarm_budget(seed: int) -> None:
+    found = detect_anomalies(daily_series(seed=seed))
+    assert (found["metric"].value_counts() <= MAX_FALSE_ALARMS).all(), found
+    assert len(found) <= 3 * MAX_FALSE_ALARMS
+
+
+def test_output_schema_and_reason_format() -> None:
+    series = daily_series(seed=4)
+    series.loc[400, "revenue"] *= 3
+    found = detect_anomalies(series, metrics=["revenue"])
+    assert list(found.columns) == COLUMNS
+    assert pd.api.types.is_datetime64_any_dtype(found["day"])
+    assert found["day"].is_monotonic_increasing
+    row = found.set_index("day").loc[series.loc[400, "day"]]
+    ratio = row["actual"] / row["expected"]
+    assert row["reason"].startswith(f"revenue {ratio:.1f}x the usual {series.loc[400, 'day'].day_name()}")
+    assert f"expected {row['expected']:,.2f}, got {row['actual']:,.2f}" in row["reason"]
+
+
+def test_drop_reason_says_percent_below() -> None:
+    series = daily_series(seed=5)
+    series.loc[500, "revenue"] *= 0.25
+    row = detect_anomalies(series, metrics=["revenue"]).set_index("day").loc[series.loc[500, "day"]]
+    assert row["direction"] == "drop" and "% below the usual" in row["reason"]
+
+
+def test_repeated_calendar_closures_are_not_flagged_but_first_one_is() -> None:
+    series = daily_series(seed=6, closures=True)
+    found = detect_anomalies(series)
+    flagged_days = set(found["day"].dt.strftime("%Y-%m-%d"))
+    assert "2024-12-25" in flagged_days  # first time: a genuine surprise
+    assert found.loc[found["day"] == "2024-12-25", "direction"].eq("drop").all()
+    assert "2025-01-01" not in flagged_days  # Jan 1 2024 was also zero
+    assert "2025-12-25" not in flagged_days  # Dec 25 2024 was also zero
+    assert found["actual"].notna().all()  # NaN avg_order_value on closed days is never flagged
+
+
+def test_flat_series_is_quiet_until_a_real_jump() -> None:
+    series = daily_series(days=120).assign(revenue=500.0, orders=10.0, avg_order_value=50.0)
+    assert detect_anomalies(series).empty
+    series.loc[100, "revenue"] = 650.0  # +30% on a flat series: the 5% floor keeps it sane
+    found = detect_anomalies(series, metrics=["revenue"])
+    assert list(found["day"]) == [series.loc[100, "day"]]
+    assert found["score"].iloc[0] == pytest.approx(np.log(651 / 501) / np.log(1.05))
+
+
+def test_small_counts_need_more_than_one_extra_order() -> None:
+    rng = np.random.default_rng(8)
+    series = daily_series(days=200).assign(orders=rng.poisson(2, 200).astype(float))
+    series.loc[150, "orders"] = series.loc[150 - 7 :: -7, "orders"].head(8).median() + 1
+    found = detect_anomalies(series, metrics=["orders"])
+    assert series.loc[150, "day"] not in set(found["day"])
+    assert len(found) <= MAX_FALSE_ALARMS
+
+
+def test_segment_mode_scores_each_segment_separately() -> None:
+    north = daily_series(seed=7).assign(segment="North")
+    south = daily_series(seed=8, level=2_000).assign(segment="South")
+    north.loc[300, "revenue"] *= 2.5
+    found = detect_anomalies(pd.concat([north, south]), metrics=["revenue"])
+    assert list(found.columns) == ["day", "segment", *COLUMNS[1:]]
+    day = north.loc[300, "day"]
+    on_day = found[found["day"] == day]
+    assert list(on_day["segment"]) == ["North"] and on_day["direction"].iloc[0] == "spike"
+    assert on_day["reason"].iloc[0].startswith("North: revenue")
+    assert found.groupby("segment").size().max() <= 1 + MAX_FALSE_ALARMS
+    # Scoring a segment alone gives the same result as scoring it inside the mix.
+    alone = detect_anomalies(north.drop(columns="segment"), metrics=["revenue"])
+    mixed = found[found["segment"] == "North"].drop(columns="segment").reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone.drop(columns="reason"), mixed.drop(columns="reason"))
+
+
+def test_short_history_returns_empty_frame_with_columns() -> None:
+    found = detect_anomalies(daily_series(days=20))
+    assert found.empty and list(found.columns) == COLUMNS
+
+
+def test_missing_column_raises() -> None:
+    with pytest.raises(ValueError, match="missing"):
+        detect_anomalies(daily_series(days=30).drop(columns="orders"))
