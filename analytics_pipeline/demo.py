@@ -17,22 +17,8 @@ from analytics_pipeline.definitions import defs
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.partitions import daily, upload_files
 from analytics_pipeline.warehouse import db, server
+from analytics_pipeline.warehouse.contract import table_names
 
-TABLES = (
-    "ingested_files",
-    "raw_uploads",
-    "transactions",
-    "rejected_rows",
-    "daily_metrics",
-    "daily_region_metrics",
-    "daily_product_metrics",
-    "daily_company_metrics",
-    "revenue_forecast",
-    "forecast_backtest",
-    "metric_anomalies",
-    "insights",
-    "charts",
-)
 
 
 def seed_uploads() -> list[str]:
@@ -96,7 +82,7 @@ def _print_summary(engine: sa.Engine, url: str) -> None:
             )
         ).one()
         span = conn.execute(sa.text("SELECT min(day), max(day) FROM analytics.transactions")).one()
-        counts = {table: db.row_count(conn, table) for table in TABLES}
+        counts = {table: db.row_count(conn, table) for table in table_names()}
         chart = conn.execute(sa.text("SELECT path FROM analytics.charts ORDER BY chart LIMIT 1")).scalar()
     print()
     print("Summary")

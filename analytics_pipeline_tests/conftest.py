@@ -19,23 +19,10 @@ import sqlalchemy as sa
 
 from analytics_pipeline import paths
 from analytics_pipeline.warehouse import db, server
+from analytics_pipeline.warehouse.contract import table_names
 
 SAMPLE_FILES = sorted(paths.sample_dir().glob("*.csv"))
-ANALYTICS_TABLES = (
-    "ingested_files",
-    "raw_uploads",
-    "transactions",
-    "rejected_rows",
-    "daily_metrics",
-    "daily_region_metrics",
-    "daily_product_metrics",
-    "daily_company_metrics",
-    "revenue_forecast",
-    "forecast_backtest",
-    "metric_anomalies",
-    "insights",
-    "charts",
-)
+ANALYTICS_TABLES = table_names()
 
 
 @contextmanager

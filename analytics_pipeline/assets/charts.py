@@ -5,28 +5,21 @@ import io
 from datetime import UTC, datetime
 
 import dagster as dg
-import matplotlib
+import matplotlib.dates as mdates
+import matplotlib.ticker as mticker
+import pandas as pd
+import sqlalchemy as sa
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display on servers and in run workers
-
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
-
-from analytics_pipeline import paths  # noqa: E402
-from analytics_pipeline.resources import Warehouse  # noqa: E402
-from analytics_pipeline.warehouse import series  # noqa: E402
-from analytics_pipeline.warehouse.contract import table_metadata  # noqa: E402
-from analytics_pipeline.warehouse.db import fetch_frame  # noqa: E402
+from analytics_pipeline import paths
+from analytics_pipeline.resources import Warehouse
+from analytics_pipeline.warehouse import series
+from analytics_pipeline.warehouse.contract import table_metadata
+from analytics_pipeline.warehouse.db import fetch_frame
 
 CHART_NAME = "revenue_overview"
 HISTORY_DAYS = 180
 
-_FORECAST = """
-SELECT day, predicted::float8 AS predicted, lower_bound::float8 AS lower, upper_bound::float8 AS upper
-FROM analytics.revenue_forecast WHERE segment = 'total' ORDER BY day
-"""
 _ANOMALIES = """
 SELECT day, actual, direction FROM analytics.metric_anomalies
 WHERE segment = 'total' AND metric = 'revenue' ORDER BY day
@@ -53,7 +46,7 @@ ON CONFLICT (chart) DO UPDATE SET path = EXCLUDED.path, png = EXCLUDED.png, gene
 def revenue_chart(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.transaction() as conn:
         history = series.total_series(conn).tail(HISTORY_DAYS)
-        forecast = fetch_frame(conn, _FORECAST)
+        forecast = series.total_forecast(conn)
         anomalies = fetch_frame(conn, _ANOMALIES)
     png = _render(history, forecast, anomalies)
     target = paths.reports_dir() / f"{CHART_NAME}.png"
@@ -77,10 +70,12 @@ def revenue_chart(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
 
 
 def _render(history: pd.DataFrame, forecast: pd.DataFrame, anomalies: pd.DataFrame) -> bytes:
-    fig, ax = plt.subplots(figsize=(11, 4.5), dpi=100)
+    """Figure without pyplot: no global state and no GUI backend, which matters in run workers and servers."""
+    fig = Figure(figsize=(11, 4.5), dpi=100)
+    ax = fig.subplots()
     ax.plot(history["day"], history["revenue"], color="#1f77b4", linewidth=1.2, label="revenue")
     if len(forecast):
-        days = pd.to_datetime(forecast["day"])
+        days = forecast["day"]
         ax.plot(days, forecast["predicted"], color="#ff7f0e", linestyle="--", linewidth=1.4, label="forecast")
         ax.fill_between(days, forecast["lower"], forecast["upper"], color="#ff7f0e", alpha=0.2, label="80% interval")
     if len(anomalies) and len(history):
@@ -92,7 +87,7 @@ def _render(history: pd.DataFrame, forecast: pd.DataFrame, anomalies: pd.DataFra
     ax.set_title("Daily revenue: last 180 days and 30-day forecast")
     ax.set_xlabel("date (UTC)")
     ax.set_ylabel("revenue (currency units)")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
@@ -100,5 +95,4 @@ def _render(history: pd.DataFrame, forecast: pd.DataFrame, anomalies: pd.DataFra
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()

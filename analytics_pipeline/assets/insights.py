@@ -60,7 +60,7 @@ def insights(
             series.total_series(conn),
             series.recent_by(conn, "region"),
             series.recent_by(conn, "product"),
-            fetch_frame(conn, _FORECAST),
+            series.total_forecast(conn),
             fetch_frame(conn, _ANOMALIES),
         )
 
@@ -96,11 +96,6 @@ def insights(
         ],
     )
 
-
-_FORECAST = """
-SELECT day, predicted::float8 AS predicted, lower_bound::float8 AS lower, upper_bound::float8 AS upper
-FROM analytics.revenue_forecast WHERE segment = 'total' ORDER BY day
-"""
 
 _ANOMALIES = """
 SELECT day, metric, segment, actual, expected, score, direction, reason

@@ -31,6 +31,11 @@ def _tables() -> dict[str, dg.TableSchema]:
     return tables
 
 
+def table_names() -> tuple[str, ...]:
+    """Every table of the contract, in the order schema.sql creates them."""
+    return tuple(_tables())
+
+
 def table_metadata(table: str) -> dict:
     """Definition metadata for an asset stored in ``analytics.<table>``: its name and column schema."""
     return {

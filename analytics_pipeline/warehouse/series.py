@@ -24,6 +24,11 @@ LEFT JOIN analytics.daily_region_metrics AS m ON m.day = d.day AND m.region = r.
 ORDER BY r.region, d.day
 """
 
+_TOTAL_FORECAST = """
+SELECT day, predicted::float8 AS predicted, lower_bound::float8 AS lower, upper_bound::float8 AS upper
+FROM analytics.revenue_forecast WHERE segment = 'total' ORDER BY day
+"""
+
 _RECENT_BY = """
 SELECT day, {dimension}, revenue::float8 AS revenue
 FROM analytics.daily_{dimension}_metrics
@@ -43,6 +48,11 @@ def total_series(conn: sa.Connection) -> pd.DataFrame:
 
 def region_series(conn: sa.Connection) -> pd.DataFrame:
     return _with_datetime_day(fetch_frame(conn, _BY_REGION))
+
+
+def total_forecast(conn: sa.Connection) -> pd.DataFrame:
+    """The overall revenue forecast: day, predicted, lower, upper."""
+    return _with_datetime_day(fetch_frame(conn, _TOTAL_FORECAST))
 
 
 def recent_by(conn: sa.Connection, dimension: str, days: int = 56) -> pd.DataFrame:
