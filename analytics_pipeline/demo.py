@@ -21,6 +21,10 @@ from analytics_pipeline.warehouse.contract import table_names
 
 
 
+# Runs keep their full logs in the instance (the UI shows them); the terminal only gets warnings and the summary.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 def seed_uploads() -> list[str]:
     """Copy the bundled samples into an empty watched folder; returns the names copied."""
     uploads = paths.uploads_dir()
@@ -48,7 +52,9 @@ def run_demo() -> int:
     ok = True
     ingest = defs.resolve_job_def("ingest_upload_job")
     for upload in uploads:
-        result = ingest.execute_in_process(instance=instance, partition_key=upload.key, raise_on_error=False)
+        result = ingest.execute_in_process(
+            run_config=QUIET, instance=instance, partition_key=upload.key, raise_on_error=False
+        )
         ok &= result.success
         print(f"{'loaded' if result.success else 'FAILED'}: {upload.path.name} (partition {upload.key})")
 
@@ -62,6 +68,7 @@ def run_demo() -> int:
     end = min(span[1], daily.get_last_partition_key())
     refresh = defs.resolve_job_def("daily_refresh_job")
     result = refresh.execute_in_process(
+        run_config=QUIET,
         instance=instance,
         tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
         raise_on_error=False,

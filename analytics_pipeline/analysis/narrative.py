@@ -155,8 +155,8 @@ def offline_narrative(facts: dict) -> str:
                        f"(closures or outages){versus}.")
     for dim, side in (("region", "up"), ("region", "down"), ("product", "up"), ("product", "down")):
         for m in facts["movers"][dim][side][:1]:
-            pct = "" if m["change_pct"] is None else f", {abs(m['change_pct']):.1f}%"
             word, sign = ("increase", "+") if side == "up" else ("decrease", "-")
+            pct = "" if m["change_pct"] is None else f", {sign}{abs(m['change_pct']):.1f}%"
             why.append(f"{dim.capitalize()} with the biggest {word}: {m['name']} "
                        f"({sign}{abs(m['change']):,.2f}{pct}).")
     since = min(w["start"] for w in windows)

