@@ -7,10 +7,10 @@ import sqlalchemy as sa
 
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.ingestion.columns import UnmappableColumns
-from analytics_pipeline.ingestion.reader import RAW_COLUMNS, stream_raw_batches, to_csv_bytes
+from analytics_pipeline.ingestion.reader import stream_raw_batches
 from analytics_pipeline.partitions import upload_files
 from analytics_pipeline.resources import UploadFolders, Warehouse
-from analytics_pipeline.warehouse import db
+from analytics_pipeline.warehouse import canonical
 from analytics_pipeline.warehouse.contract import table_metadata
 
 ACCEPTED_CHECK = "file_accepted"
@@ -66,9 +66,7 @@ def raw_uploads(context: dg.AssetExecutionContext, warehouse: Warehouse, folders
         return _quarantine(context, warehouse, folders, upload, facts, str(error))
 
     with warehouse.transaction() as conn:
-        conn.execute(sa.text("DELETE FROM analytics.raw_uploads WHERE file_key = :key"), {"key": key})
-        for batch in batches:
-            db.copy_csv(conn, "raw_uploads", RAW_COLUMNS, to_csv_bytes(batch))
+        canonical.stage(conn, key, batches)
         archived = files.move_into(folders.archive_path, key, upload.path)
         conn.execute(
             sa.text(_REGISTER_FILE),

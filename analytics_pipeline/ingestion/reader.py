@@ -77,7 +77,7 @@ def _batches(path: Path, file_key: str, parsed: ParsedUpload) -> Iterator[pa.Tab
         for batch in reader:
             line_numbers, next_line = _line_numbers(next_line, batch.num_rows, skipped)
             parsed.rows_read += batch.num_rows
-            yield _canonical(batch, file_key, line_numbers, parsed.mapping)
+            yield canonical_batch(batch, file_key, line_numbers, parsed.mapping)
     if parsed.malformed:
         parsed.rows_read += len(parsed.malformed)
         yield _malformed(file_key, parsed.malformed)
@@ -90,7 +90,10 @@ def _line_numbers(first: int, count: int, skipped: list[int]) -> tuple[np.ndarra
     return numbers, int(numbers[-1]) + 1 if count else first
 
 
-def _canonical(batch: pa.RecordBatch, file_key: str, line_numbers: np.ndarray, mapping: ColumnMapping) -> pa.Table:
+def canonical_batch(
+    batch: pa.RecordBatch | pa.Table, file_key: str, line_numbers: np.ndarray, mapping: ColumnMapping
+) -> pa.Table:
+    """A source's columns renamed to the canonical fields (as text), ready for warehouse.canonical.stage."""
     rows = batch.num_rows
     columns = {
         "file_key": pa.array([file_key] * rows, pa.string()),

@@ -1,0 +1,160 @@
+"""The canonical transaction, in SQL: stage a source's rows as text, then type them into `transactions`.
+
+Every source - an uploaded file, a database table, a REST API - goes through the same two steps, so a value means
+the same thing and is rejected for the same reason wherever it came from. A source's rows are identified by its
+key (a file partition key, or a pull's batch key): promoting a key replaces exactly that key's rows.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from analytics_pipeline.ingestion.reader import RAW_COLUMNS, to_csv_bytes
+from analytics_pipeline.warehouse import db
+
+# Typing happens once, here, in SQL next to the data. Zone-less timestamps are read as UTC and M/D/Y dates as
+# month-first, pinned per transaction so the server's own settings cannot change what a file means.
+_SESSION = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY';"
+
+_PARSE = """
+CREATE TEMP TABLE parsed ON COMMIT DROP AS
+WITH typed AS (
+    SELECT r.*,
+           analytics.try_timestamptz(r.occurred_at) AS ts,
+           CASE WHEN r.quantity IS NULL THEN 1 ELSE analytics.try_numeric(r.quantity) END AS qty,
+           analytics.try_numeric(r.unit_price) AS price,
+           analytics.try_numeric(r.amount) AS total
+    FROM analytics.raw_uploads AS r
+    WHERE r.file_key = :file_key
+)
+SELECT typed.*,
+       CASE
+           WHEN parse_error IS NOT NULL THEN 'malformed line: ' || parse_error
+           WHEN coalesce(btrim(occurred_at), '') = '' THEN 'missing timestamp'
+           WHEN ts IS NULL THEN format('unparseable timestamp %L', occurred_at)
+           WHEN order_id IS NOT NULL AND btrim(order_id) = '' THEN 'missing order id'
+           WHEN btrim(quantity) = '' THEN 'missing quantity'
+           WHEN qty IS NULL THEN format('non-numeric quantity %L', quantity)
+           WHEN coalesce(btrim(unit_price), '') <> '' AND price IS NULL
+               THEN format('non-numeric unit price %L', unit_price)
+           WHEN coalesce(btrim(amount), '') <> '' AND total IS NULL THEN format('non-numeric amount %L', amount)
+           WHEN total IS NULL AND price IS NULL THEN 'missing amount: neither an amount nor a unit price'
+       END AS reason,
+       coalesce(
+           nullif(btrim(transaction_id), ''),
+           md5(concat_ws('|', order_id, occurred_at, customer_id, company, region, product, quantity, unit_price,
+                         amount, currency))
+       ) AS txn_id
+FROM typed
+"""
+
+_REJECT = """
+INSERT INTO analytics.rejected_rows (file_key, line_number, raw_line, reason)
+SELECT file_key, line_number,
+       coalesce(raw_line, json_strip_nulls(json_build_object(
+           'order_id', order_id, 'occurred_at', occurred_at, 'customer_id', customer_id, 'company', company,
+           'region', region, 'product', product, 'quantity', quantity, 'unit_price', unit_price, 'amount', amount,
+           'currency', currency))::text),
+       reason
+FROM parsed
+WHERE reason IS NOT NULL
+"""
+
+# Within a file the last copy of a line wins; across files the latest load of a transaction_id wins.
+_LOAD = """
+INSERT INTO analytics.transactions AS t
+    (transaction_id, order_id, occurred_at, day, customer_id, company, region, product, quantity, unit_price,
+     amount, currency, is_cancellation, source, source_line)
+SELECT DISTINCT ON (txn_id)
+       txn_id,
+       coalesce(nullif(btrim(order_id), ''), txn_id),
+       ts,
+       (ts AT TIME ZONE 'UTC')::date,
+       nullif(btrim(customer_id), ''),
+       nullif(btrim(company), ''),
+       nullif(btrim(region), ''),
+       nullif(btrim(product), ''),
+       qty,
+       coalesce(price, round(total / nullif(qty, 0), 6)),
+       coalesce(total, qty * price),
+       nullif(btrim(currency), ''),
+       coalesce(btrim(order_id) LIKE 'C%', false),
+       file_key,
+       line_number
+FROM parsed
+WHERE reason IS NULL
+ORDER BY txn_id, line_number DESC
+ON CONFLICT (transaction_id) DO UPDATE SET
+    order_id = EXCLUDED.order_id, occurred_at = EXCLUDED.occurred_at, day = EXCLUDED.day,
+    customer_id = EXCLUDED.customer_id, company = EXCLUDED.company, region = EXCLUDED.region,
+    product = EXCLUDED.product, quantity = EXCLUDED.quantity, unit_price = EXCLUDED.unit_price,
+    amount = EXCLUDED.amount, currency = EXCLUDED.currency, is_cancellation = EXCLUDED.is_cancellation,
+    source = EXCLUDED.source, source_line = EXCLUDED.source_line
+"""
+
+_SUMMARY = """
+SELECT count(*) AS rows_read,
+       count(*) FILTER (WHERE reason IS NOT NULL) AS rows_rejected,
+       count(*) FILTER (WHERE reason IS NULL) - count(DISTINCT txn_id) FILTER (WHERE reason IS NULL) AS duplicate_rows,
+       count(DISTINCT txn_id) FILTER (WHERE reason IS NULL) AS rows_loaded,
+       CAST(min(ts AT TIME ZONE 'UTC') FILTER (WHERE reason IS NULL) AS date) AS first_day,
+       CAST(max(ts AT TIME ZONE 'UTC') FILTER (WHERE reason IS NULL) AS date) AS last_day
+FROM parsed
+"""
+
+_TOP_REASONS = """
+SELECT reason, count(*) AS rows FROM parsed WHERE reason IS NOT NULL GROUP BY reason ORDER BY rows DESC, reason LIMIT 10
+"""
+
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    rows_read: int
+    rows_rejected: int
+    duplicate_rows: int
+    rows_loaded: int
+    first_day: date | None
+    last_day: date | None
+    reasons: pd.DataFrame
+
+    def metadata(self) -> dict:
+        """What every loading asset reports; the refresh sensor reads first_day/last_day."""
+        return {
+            "dagster/row_count": self.rows_loaded,
+            "rows_read": self.rows_read,
+            "rows_rejected": self.rows_rejected,
+            "duplicate_rows": self.duplicate_rows,
+            "first_day": str(self.first_day) if self.first_day else "",
+            "last_day": str(self.last_day) if self.last_day else "",
+            "rejection_reasons": dg.MetadataValue.md(
+                self.reasons.to_markdown(index=False) if len(self.reasons) else "none"
+            ),
+        }
+
+
+def stage(conn: sa.Connection, key: str, batches: Iterable[pa.Table]) -> None:
+    """Replace the raw rows of ``key`` with ``batches`` (canonical text columns, see reader.RAW_COLUMNS)."""
+    conn.execute(sa.text("DELETE FROM analytics.raw_uploads WHERE file_key = :key"), {"key": key})
+    for batch in batches:
+        db.copy_csv(conn, "raw_uploads", RAW_COLUMNS, to_csv_bytes(batch))
+
+
+def promote(conn: sa.Connection, key: str) -> LoadSummary:
+    """Type the staged rows of ``key`` into transactions and rejected_rows, replacing what ``key`` loaded before."""
+    params = {"file_key": key}
+    conn.exec_driver_sql(_SESSION)
+    conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :file_key"), params)
+    conn.execute(sa.text("DELETE FROM analytics.rejected_rows WHERE file_key = :file_key"), params)
+    conn.execute(sa.text(_PARSE), params)
+    conn.execute(sa.text(_REJECT))
+    conn.execute(sa.text(_LOAD))
+    summary = conn.execute(sa.text(_SUMMARY)).mappings().one()
+    reasons = db.fetch_frame(conn, _TOP_REASONS)
+    conn.exec_driver_sql("DROP TABLE parsed")
+    return LoadSummary(**summary, reasons=reasons)
