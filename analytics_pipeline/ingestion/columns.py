@@ -6,6 +6,7 @@ preferred over a ship date simply by being listed first.
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 CANONICAL_FIELDS = (
@@ -76,13 +77,27 @@ def normalise(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def map_columns(header: list[str]) -> ColumnMapping:
-    """Match a header to canonical fields, or raise naming what was seen and what is needed."""
+def map_columns(header: list[str], overrides: Mapping[str, str] | None = None) -> ColumnMapping:
+    """Match a header to canonical fields, or raise naming what was seen and what is needed.
+
+    ``overrides`` (canonical field -> the source's column name) come from configuration and win over aliases.
+    """
     by_normalised: dict[str, str] = {}
     for column in header:
         by_normalised.setdefault(normalise(column), column)
     mapping: dict[str, str] = {}
+    for field, column in (overrides or {}).items():
+        if field not in CANONICAL_FIELDS:
+            raise UnmappableColumns(f"unknown canonical field {field!r} in the column mapping")
+        if column not in header:
+            raise UnmappableColumns(
+                f"the column mapping names {column!r} for {field}, but the source has columns "
+                f"{', '.join(repr(c) for c in header) or '(none)'}"
+            )
+        mapping[field] = column
     for field in CANONICAL_FIELDS:
+        if field in mapping:
+            continue
         for alias in ALIASES[field]:
             if alias in by_normalised and by_normalised[alias] not in mapping.values():
                 mapping[field] = by_normalised[alias]
