@@ -7,7 +7,8 @@ import sqlalchemy as sa
 
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.ingestion.columns import UnmappableColumns
-from analytics_pipeline.ingestion.reader import stream_raw_batches
+from analytics_pipeline.ingestion.reader import UNREADABLE, UnsupportedFile, stream_raw_batches
+from analytics_pipeline.ingestion.settings import settings_for
 from analytics_pipeline.partitions import upload_files
 from analytics_pipeline.resources import UploadFolders, Warehouse
 from analytics_pipeline.warehouse import canonical
@@ -60,26 +61,27 @@ def raw_uploads(context: dg.AssetExecutionContext, warehouse: Warehouse, folders
         "size_bytes": upload.size_bytes,
         "run_id": context.run.run_id,
     }
+    settings = settings_for(upload.path.name)
     try:
-        parsed, batches = stream_raw_batches(upload.path, key)
-    except (UnmappableColumns, UnicodeDecodeError) as error:
-        return _quarantine(context, warehouse, folders, upload, facts, str(error))
-
-    with warehouse.transaction() as conn:
-        canonical.stage(conn, key, batches)
-        archived = files.move_into(folders.archive_path, key, upload.path)
-        conn.execute(
-            sa.text(_REGISTER_FILE),
-            {
-                **facts,
-                "path": str(archived),
-                "status": "staged",
-                "columns_seen": parsed.columns_seen,
-                "column_mapping": json.dumps(parsed.mapping.source_columns),
-                "rows_read": parsed.rows_read,
-                "reason": None,
-            },
-        )
+        parsed, batches = stream_raw_batches(upload.path, key, settings.columns)
+        with warehouse.transaction() as conn:
+            canonical.stage(conn, key, batches)
+            archived = files.move_into(folders.archive_path, key, upload.path)
+            conn.execute(
+                sa.text(_REGISTER_FILE),
+                {
+                    **facts,
+                    "path": str(archived),
+                    "status": "staged",
+                    "columns_seen": parsed.columns_seen,
+                    "column_mapping": json.dumps(parsed.mapping.source_columns),
+                    "rows_read": parsed.rows_read,
+                    "reason": None,
+                },
+            )
+    except UNREADABLE as error:  # the staging transaction rolled back: nothing of this file is half-loaded
+        reason = str(error) if isinstance(error, UnsupportedFile | UnmappableColumns) else f"cannot read: {error}"
+        return _quarantine(context, warehouse, folders, upload, facts, reason)
     context.log.info(f"staged {parsed.rows_read} rows of {upload.path.name}; archived at {archived}")
     return dg.MaterializeResult(
         metadata={
@@ -91,6 +93,8 @@ def raw_uploads(context: dg.AssetExecutionContext, warehouse: Warehouse, folders
             "dagster/row_count": parsed.rows_read,
             "malformed_lines": len(parsed.malformed),
             "column_mapping": dg.MetadataValue.json(parsed.mapping.source_columns),
+            "mapping_file_entry": settings.pattern or "none (defaults)",
+            **parsed.describe(),
         },
         check_results=[dg.AssetCheckResult(check_name=ACCEPTED_CHECK, passed=True)],
     )

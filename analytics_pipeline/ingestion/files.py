@@ -11,7 +11,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-SUPPORTED_SUFFIXES = (".csv", ".csv.gz")
 _HASH_CHARS = 12
 _MAX_STEM = 60
 

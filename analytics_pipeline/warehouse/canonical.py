@@ -15,11 +15,15 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from analytics_pipeline.ingestion.reader import RAW_COLUMNS, to_csv_bytes
+from analytics_pipeline.ingestion.settings import FileSettings
 from analytics_pipeline.warehouse import db
 
-# Typing happens once, here, in SQL next to the data. Zone-less timestamps are read as UTC and M/D/Y dates as
-# month-first, pinned per transaction so the server's own settings cannot change what a file means.
-_SESSION = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY';"
+# Typing happens once, here, in SQL next to the data. The file's settings pin how zone-less timestamps and
+# day/month order are read, per transaction, so the server's own defaults cannot change what a file means.
+_SESSION = """
+SELECT set_config('TimeZone', :timezone, true),
+       set_config('DateStyle', CASE WHEN :day_first THEN 'ISO, DMY' ELSE 'ISO, MDY' END, true)
+"""
 
 _PARSE = """
 CREATE TEMP TABLE parsed ON COMMIT DROP AS
@@ -83,7 +87,7 @@ SELECT DISTINCT ON (txn_id)
        coalesce(price, round(total / nullif(qty, 0), 6)),
        coalesce(total, qty * price),
        nullif(btrim(currency), ''),
-       coalesce(btrim(order_id) LIKE 'C%', false),
+       coalesce(btrim(order_id) ~ :cancellation_pattern, false),
        file_key,
        line_number
 FROM parsed
@@ -145,15 +149,15 @@ def stage(conn: sa.Connection, key: str, batches: Iterable[pa.Table]) -> None:
         db.copy_csv(conn, "raw_uploads", RAW_COLUMNS, to_csv_bytes(batch))
 
 
-def promote(conn: sa.Connection, key: str) -> LoadSummary:
+def promote(conn: sa.Connection, key: str, settings: FileSettings = FileSettings()) -> LoadSummary:
     """Type the staged rows of ``key`` into transactions and rejected_rows, replacing what ``key`` loaded before."""
     params = {"file_key": key}
-    conn.exec_driver_sql(_SESSION)
+    conn.execute(sa.text(_SESSION), {"timezone": settings.timezone, "day_first": settings.day_first})
     conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :file_key"), params)
     conn.execute(sa.text("DELETE FROM analytics.rejected_rows WHERE file_key = :file_key"), params)
     conn.execute(sa.text(_PARSE), params)
     conn.execute(sa.text(_REJECT))
-    conn.execute(sa.text(_LOAD))
+    conn.execute(sa.text(_LOAD), {"cancellation_pattern": settings.cancellation_pattern})
     summary = conn.execute(sa.text(_SUMMARY)).mappings().one()
     reasons = db.fetch_frame(conn, _TOP_REASONS)
     conn.exec_driver_sql("DROP TABLE parsed")

@@ -4,27 +4,61 @@
 CREATE SCHEMA IF NOT EXISTS analytics;
 
 -- Casts that return NULL instead of failing, so one bad value rejects one row rather than a whole file.
+-- Amounts as exports write them: "1,234.56", "1.234,56", "12,50", "$ 12.00", "EUR 3.5", "(12.50)" for -12.50.
+-- Every branch is decided by a pattern before the cast, so no value ever needs an exception (a subtransaction).
 CREATE OR REPLACE FUNCTION analytics.try_numeric(value text) RETURNS numeric
 LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    cleaned text := btrim(value);
+    negative boolean := false;
 BEGIN
-    IF value IS NULL OR btrim(value) = '' THEN
+    IF cleaned ~ '^[-+]?[0-9]+(\.[0-9]+)?$' THEN
+        RETURN cleaned::numeric;
+    END IF;
+    cleaned := regexp_replace(cleaned, '^(USD|EUR|GBP|CHF|JPY)|(USD|EUR|GBP|CHF|JPY)$|[[:space:]$€£¥]', '', 'g');
+    IF cleaned ~ '^\(.*\)$' THEN
+        negative := true;
+        cleaned := substr(cleaned, 2, length(cleaned) - 2);
+    END IF;
+    IF cleaned ~ '^[-+]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$' THEN
+        cleaned := replace(cleaned, ',', '');
+    ELSIF cleaned ~ '^[-+]?[0-9]{1,3}(\.[0-9]{3})+(,[0-9]+)?$' THEN
+        cleaned := replace(replace(cleaned, '.', ''), ',', '.');
+    ELSIF cleaned ~ '^[-+]?[0-9]+,[0-9]+$' THEN
+        cleaned := replace(cleaned, ',', '.');
+    ELSIF cleaned !~ '^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$' THEN
         RETURN NULL;
     END IF;
-    RETURN btrim(value)::numeric;
-EXCEPTION WHEN others THEN
-    RETURN NULL;
+    RETURN CASE WHEN negative THEN -cleaned::numeric ELSE cleaned::numeric END;
 END $$;
 
--- Zone-less input is read in the session TimeZone, which the loader pins (see ingestion.transform).
-CREATE OR REPLACE FUNCTION analytics.try_timestamptz(value text) RETURNS timestamptz
-LANGUAGE plpgsql STABLE AS $$
+-- Timestamps in any form Postgres reads (ISO-8601 with or without zone, M/D/YYYY H:MM, YYYYMMDD, ...), in the
+-- session's DateStyle and TimeZone, which the loader sets per file. A value must contain a digit: words such as
+-- 'now' or 'today' are valid Postgres input but not a date a file meant. PostgreSQL 16+ checks validity without
+-- an exception; older servers fall back to catching the cast error.
+DO $$
 BEGIN
-    IF value IS NULL OR btrim(value) = '' THEN
-        RETURN NULL;
+    IF current_setting('server_version_num')::int >= 160000 THEN
+        EXECUTE $f$
+            CREATE OR REPLACE FUNCTION analytics.try_timestamptz(value text) RETURNS timestamptz
+            LANGUAGE sql STABLE AS
+            'SELECT CASE WHEN value ~ ''[0-9]'' AND pg_input_is_valid(value, ''timestamptz'')
+                         THEN value::timestamptz END'
+        $f$;
+    ELSE
+        EXECUTE $f$
+            CREATE OR REPLACE FUNCTION analytics.try_timestamptz(value text) RETURNS timestamptz
+            LANGUAGE plpgsql STABLE AS $b$
+            BEGIN
+                IF value !~ '[0-9]' THEN
+                    RETURN NULL;
+                END IF;
+                RETURN value::timestamptz;
+            EXCEPTION WHEN others THEN
+                RETURN NULL;
+            END $b$
+        $f$;
     END IF;
-    RETURN btrim(value)::timestamptz;
-EXCEPTION WHEN others THEN
-    RETURN NULL;
 END $$;
 
 CREATE TABLE IF NOT EXISTS analytics.ingested_files (

@@ -1,0 +1,67 @@
+"""Per-file settings from the declarative mapping file (data/column_mappings.toml).
+
+Most exports load with no configuration at all; the mapping file is for the rest: a header nobody could guess, a
+day-first date style, a local time zone, a different cancellation marker. Each ``[[files]]`` entry applies to the
+file names its glob ``pattern`` matches; the first match wins, and ``[defaults]`` fills what an entry leaves out.
+"""
+
+import fnmatch
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from analytics_pipeline import paths
+
+MAPPINGS_ENV = "ANALYTICS_COLUMN_MAPPINGS"
+
+
+class MappingFileError(ValueError):
+    """The mapping file cannot be used as written."""
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    columns: dict[str, str] = field(default_factory=dict)  # canonical field -> the file's column
+    day_first: bool = False  # 03/04/2026 is 3 April, not 4 March
+    timezone: str = "UTC"  # zone for timestamps that carry none
+    cancellation_pattern: str = "^C"  # order ids matching this (regex) are cancellations
+    max_rejected_share: float = 0.5  # above this share of bad rows the whole file is quarantined
+    pattern: str | None = None  # the entry that matched, for the UI
+
+
+def mappings_file() -> Path:
+    return Path(os.environ.get(MAPPINGS_ENV) or paths.data_dir() / "column_mappings.toml")
+
+
+def settings_for(file_name: str, mapping_path: Path | None = None) -> FileSettings:
+    path = mapping_path or mappings_file()
+    if not path.is_file():
+        return FileSettings()
+    try:
+        document = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise MappingFileError(f"{path}: {error}") from error
+    defaults = _settings(FileSettings(), document.get("defaults", {}), path)
+    for entry in document.get("files", []):
+        if "pattern" not in entry:
+            raise MappingFileError(f"{path}: every [[files]] entry needs a pattern")
+        if fnmatch.fnmatch(file_name.lower(), entry["pattern"].lower()):
+            return _settings(defaults, entry, path)
+    return defaults
+
+
+def _settings(base: FileSettings, values: dict, path: Path) -> FileSettings:
+    known = {f for f in FileSettings.__dataclass_fields__}
+    unknown = set(values) - known
+    if unknown:
+        raise MappingFileError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")
+    settings = replace(base, **values)
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise MappingFileError(f"{path}: unknown time zone {settings.timezone!r}") from error
+    if not 0 <= settings.max_rejected_share <= 1:
+        raise MappingFileError(f"{path}: max_rejected_share must be between 0 and 1")
+    return settings
