@@ -1,20 +1,27 @@
 """Sensors: notice new files in the watched folder, and refresh the days a loaded file touched."""
 
 import json
+import os
 import time
+from pathlib import Path
 
 import dagster as dg
+import sqlalchemy as sa
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.jobs import daily_refresh_job, ingest_upload_job
 from analytics_pipeline.partitions import daily, upload_files
-from analytics_pipeline.resources import UploadFolders
+from analytics_pipeline.resources import UploadFolders, Warehouse
 
 # A file must look the same on two ticks in a row (or be older than this) before it is read: a copy in progress
 # changes size or mtime between ticks.
 SETTLE_SECONDS = 10
-MAX_RUNS_PER_TICK = 25
+MAX_RUNS_PER_TICK = int(os.environ.get("ANALYTICS_MAX_RUNS_PER_TICK", "25"))
+
+_KNOWN_CONTENT = """
+SELECT content_hash, file_key FROM analytics.ingested_files WHERE content_hash = ANY(:hashes)
+"""
 
 
 @dg.sensor(
@@ -23,16 +30,19 @@ MAX_RUNS_PER_TICK = 25
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Watches the uploads folder. Each new, settled file becomes a partition of raw_uploads (key: sanitised "
-        "name + content hash) and one run of ingest_upload_job. Files still being written wait for the next tick; "
-        "a file whose exact bytes were already loaded under the same name is skipped."
+        "name + content hash) and one run of ingest_upload_job, at most ANALYTICS_MAX_RUNS_PER_TICK (25) per tick. "
+        "Files still being written wait for a quiet tick. Bytes that were already loaded, under any name, are not "
+        "loaded again: the copy is moved to the archive next to the original."
     ),
 )
-def upload_sensor(context: dg.SensorEvaluationContext, folders: UploadFolders) -> dg.SensorResult:
+def upload_sensor(
+    context: dg.SensorEvaluationContext, folders: UploadFolders, warehouse: Warehouse
+) -> dg.SensorResult:
     # The cursor holds only files still sitting in the folder, so a tick costs what is new, not what was ever seen.
     previous: dict[str, list] = json.loads(context.cursor or "{}")
     observed: dict[str, list] = {}
-    requests: list[dg.RunRequest] = []
-    waiting = already_loaded = 0
+    settled: list[tuple[Path, str, str]] = []  # path, partition key, content hash
+    waiting = 0
     folder = folders.uploads_path
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         if not files.is_candidate(path):
@@ -40,21 +50,45 @@ def upload_sensor(context: dg.SensorEvaluationContext, folders: UploadFolders) -
         stat = path.stat()
         signature = [stat.st_size, stat.st_mtime_ns]
         seen = previous.get(path.name)
-        settled = (seen is not None and seen[:2] == signature) or time.time() - stat.st_mtime > SETTLE_SECONDS
-        if not settled or len(requests) >= MAX_RUNS_PER_TICK:
+        unchanged = seen is not None and seen[:2] == signature
+        if not (unchanged or time.time() - stat.st_mtime > SETTLE_SECONDS):
             observed[path.name] = signature
             waiting += 1
             continue
-        key = seen[2] if seen and seen[:2] == signature and len(seen) > 2 else files.describe(path).key
-        observed[path.name] = [*signature, key]
-        if context.instance.has_dynamic_partition(upload_files.name, key):
-            already_loaded += 1
-            continue
-        requests.append(dg.RunRequest(run_key=key, partition_key=key, tags={"upload/file_name": path.name}))
+        if unchanged and len(seen) == 4:
+            key, digest = seen[2], seen[3]
+        else:
+            upload = files.describe(path)
+            key, digest = upload.key, upload.content_hash
+        observed[path.name] = [*signature, key, digest]
+        settled.append((path, key, digest))
+
+    loaded = _loaded_content(warehouse, [digest for _, _, digest in settled])
+    requests: list[dg.RunRequest] = []
+    requested: set[str] = set()
+    duplicates = in_flight = 0
+    for path, key, digest in settled:
+        original = loaded.get(digest)
+        if original or digest in requested:
+            if original:  # the same bytes were loaded before: keep the copy beside the original, load nothing
+                files.move_into(folders.archive_path, original, path)
+                observed.pop(path.name, None)
+                context.log.info(f"{path.name}: same content as {original}, already loaded; archived")
+            duplicates += 1
+        elif context.instance.has_dynamic_partition(upload_files.name, key):
+            in_flight += 1  # requested on an earlier tick; its run has not moved it yet
+        elif len(requests) < MAX_RUNS_PER_TICK:
+            requests.append(dg.RunRequest(run_key=key, partition_key=key, tags={"upload/file_name": path.name}))
+            requested.add(digest)
+        else:
+            waiting += 1
 
     if not requests:
         return dg.SensorResult(
-            skip_reason=f"no new settled files in {folder} ({waiting} still settling, {already_loaded} already known)",
+            skip_reason=(
+                f"no new files to load in {folder}: {waiting} waiting (still being written, or over the per-tick "
+                f"limit), {in_flight} already requested, {duplicates} duplicates of loaded files"
+            ),
             cursor=json.dumps(observed),
         )
     return dg.SensorResult(
@@ -62,6 +96,15 @@ def upload_sensor(context: dg.SensorEvaluationContext, folders: UploadFolders) -
         dynamic_partitions_requests=[upload_files.build_add_request([r.partition_key for r in requests])],
         cursor=json.dumps(observed),
     )
+
+
+def _loaded_content(warehouse: Warehouse, hashes: list[str]) -> dict[str, str]:
+    """content hash -> the partition key that loaded those bytes, for the hashes given."""
+    if not hashes:
+        return {}
+    with warehouse.transaction() as conn:
+        rows = conn.execute(sa.text(_KNOWN_CONTENT), {"hashes": hashes}).all()
+    return {digest: key for digest, key in rows}
 
 
 @dg.sensor(

@@ -7,12 +7,15 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from analytics_pipeline.ingestion import files
+from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.sensors import SETTLE_SECONDS, touched_days_sensor, upload_sensor
 from analytics_pipeline_tests.conftest import drop_samples, load_uploads
 
 
 def _tick(instance, folders, cursor=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"folders": folders})
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"folders": folders, "warehouse": Warehouse()}
+    )
     return upload_sensor(context)
 
 
@@ -27,7 +30,7 @@ def _apply(instance, result: dg.SensorResult) -> None:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
 
 
-def test_new_file_gives_one_partition_and_one_run_then_nothing(instance, folders):
+def test_new_file_gives_one_partition_and_one_run_then_nothing(instance, folders, engine):
     [path] = drop_samples(folders, ["api_billing.csv"])
     _age(path, SETTLE_SECONDS + 5)
     first = _tick(instance, folders)
@@ -41,7 +44,7 @@ def test_new_file_gives_one_partition_and_one_run_then_nothing(instance, folders
     assert second.dynamic_partitions_requests in (None, [])
 
 
-def test_a_file_still_being_written_waits_for_a_quiet_tick(instance, folders):
+def test_a_file_still_being_written_waits_for_a_quiet_tick(instance, folders, engine):
     path = folders.uploads_path / "growing.csv"
     path.write_text("order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n")
     first = _tick(instance, folders)
@@ -54,7 +57,7 @@ def test_a_file_still_being_written_waits_for_a_quiet_tick(instance, folders):
     assert [r.partition_key for r in third.run_requests] == [files.describe(path).key]
 
 
-def test_a_changed_file_with_the_same_name_is_a_new_partition(instance, folders):
+def test_a_changed_file_with_the_same_name_is_a_new_partition(instance, folders, engine):
     path = folders.uploads_path / "orders.csv"
     path.write_text("order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n")
     _age(path, SETTLE_SECONDS + 5)
@@ -77,3 +80,29 @@ def test_loaded_days_are_refreshed_as_one_range_run(instance, folders, engine):
 
     again = touched_days_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
     assert not again.run_requests
+
+
+def test_the_same_bytes_under_another_name_are_not_loaded_twice(instance, folders, engine):
+    [original] = drop_samples(folders, ["online_retail_2025.csv"])
+    [key] = load_uploads(instance, folders, [original])
+    copy = folders.uploads_path / "retail_export_copy.csv"
+    copy.write_bytes((folders.archive_path / key / original.name).read_bytes())
+    _age(copy, SETTLE_SECONDS + 5)
+    result = _tick(instance, folders)
+    assert not result.run_requests
+    assert "1 duplicates of loaded files" in result.skip_reason.skip_message
+    assert not copy.exists() and (folders.archive_path / key / copy.name).exists()  # moved, never deleted
+
+
+def test_a_tick_requests_at_most_the_batch_limit(instance, folders, engine):
+    from analytics_pipeline.sensors import MAX_RUNS_PER_TICK
+
+    for index in range(MAX_RUNS_PER_TICK + 3):
+        path = folders.uploads_path / f"orders_{index:03d}.csv"
+        path.write_text(f"order_id,timestamp,price,quantity\n{index},2026-01-01T10:00:00Z,2.5,1\n")
+        _age(path, SETTLE_SECONDS + 5)
+    first = _tick(instance, folders)
+    assert len(first.run_requests) == MAX_RUNS_PER_TICK
+    _apply(instance, first)
+    second = _tick(instance, folders, first.cursor)
+    assert len(second.run_requests) == 3

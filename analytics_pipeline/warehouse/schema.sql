@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS analytics.ingested_files (
     received_at    timestamptz NOT NULL DEFAULT now(),
     loaded_at      timestamptz
 );
+CREATE INDEX IF NOT EXISTS ingested_files_content_hash ON analytics.ingested_files (content_hash);
 
 -- The upload's rows as text, after header mapping and before any typing: what the file said, kept in Postgres.
 -- Lines the parser could not split carry only raw_line and parse_error.
@@ -226,4 +227,13 @@ CREATE TABLE IF NOT EXISTS analytics.charts (
     path         text NOT NULL,
     png          bytea NOT NULL,
     generated_at timestamptz NOT NULL
+);
+
+-- How far each incremental source (a database table or query, a REST API) has been read. The watermark moves in
+-- the same transaction that loads the rows it covers, so a failed pull is retried from where the last good one ended.
+CREATE TABLE IF NOT EXISTS analytics.source_watermarks (
+    source      text PRIMARY KEY,
+    watermark   text,
+    rows_pulled bigint NOT NULL,
+    updated_at  timestamptz NOT NULL
 );
