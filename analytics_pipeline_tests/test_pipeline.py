@@ -143,3 +143,19 @@ def test_chart_is_a_png_in_postgres_and_on_disk(loaded):
         assert handle.read() == png
     events = loaded["result"].asset_materializations_for_node("revenue_chart")
     assert events[0].metadata["chart"].value.startswith("![daily revenue with forecast](data:image/png;base64,")
+
+
+def test_daily_checks_ran_and_passed(loaded):
+    from analytics_pipeline.assets.metrics import RECONCILED_CHECK, UNIQUE_CHECK
+
+    evaluations = [
+        e for e in loaded["result"].get_asset_check_evaluations() if e.check_name in (UNIQUE_CHECK, RECONCILED_CHECK)
+    ]
+    assert {(e.asset_key.path[0], e.check_name) for e in evaluations} == {
+        (table, check)
+        for table in ("daily_metrics", "daily_region_metrics", "daily_product_metrics", "daily_company_metrics")
+        for check in (UNIQUE_CHECK, RECONCILED_CHECK)
+    }
+    assert all(e.passed for e in evaluations)
+    totals = [e for e in evaluations if e.asset_key.path[0] == "daily_metrics" and e.check_name == RECONCILED_CHECK][0]
+    assert totals.metadata["transactions"].value == pytest.approx(loaded["truth"]["amount"].sum(), abs=0.01)

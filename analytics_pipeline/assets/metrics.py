@@ -5,6 +5,7 @@ schedule or two years from a backfill - is deleted and re-inserted by one SQL st
 """
 
 from datetime import timedelta
+from decimal import Decimal
 
 import dagster as dg
 import sqlalchemy as sa
@@ -56,8 +57,16 @@ FROM (
 """
 
 
+UNIQUE_CHECK = "one_row_per_key"
+RECONCILED_CHECK = "revenue_matches_transactions"
+
+_TRANSACTION_REVENUE = "SELECT coalesce(sum(amount), 0) FROM analytics.transactions WHERE day BETWEEN :start AND :end"
+
+
 def _daily_metrics_asset(table: str, dimension: str | None) -> dg.AssetsDefinition:
     per = f"per {dimension} " if dimension else ""
+    keyed = f" and {dimension}" if dimension else ""
+    key_columns = f"day, {dimension}" if dimension else "day"
     insert = (
         _BY_DIMENSION.format(table=table, dimension=dimension, measures=_MEASURES) if dimension else _OVERALL
     )
@@ -72,6 +81,14 @@ def _daily_metrics_asset(table: str, dimension: str | None) -> dg.AssetsDefiniti
         owners=["team:analytics"],
         pool="warehouse",
         metadata=table_metadata(table),
+        check_specs=[
+            dg.AssetCheckSpec(UNIQUE_CHECK, asset=table, description=f"No two rows share a day{keyed}."),
+            dg.AssetCheckSpec(
+                RECONCILED_CHECK,
+                asset=table,
+                description="Revenue over the refreshed days equals the sum of transaction amounts on those days.",
+            ),
+        ],
         description=(
             f"Daily revenue, orders (distinct non-cancelled order ids), units, distinct customers and average "
             f"order value {per}from `analytics.transactions`, one row per day{' and ' + dimension if dimension else ''}"
@@ -84,18 +101,32 @@ def _daily_metrics_asset(table: str, dimension: str | None) -> dg.AssetsDefiniti
         with warehouse.transaction() as conn:
             conn.execute(sa.text(f"DELETE FROM analytics.{table} WHERE day BETWEEN :start AND :end"), params)
             rows = conn.execute(sa.text(insert), params).rowcount
-            revenue = conn.execute(
-                sa.text(f"SELECT coalesce(sum(revenue), 0) FROM analytics.{table} WHERE day BETWEEN :start AND :end"),
+            revenue, duplicates = conn.execute(
+                sa.text(
+                    f"SELECT coalesce(sum(revenue), 0), count(*) - count(DISTINCT ({key_columns})) "
+                    f"FROM analytics.{table} WHERE day BETWEEN :start AND :end"
+                ),
                 params,
-            ).scalar_one()
+            ).one()
+            expected = conn.execute(sa.text(_TRANSACTION_REVENUE), params).scalar_one()
         context.log.info(f"{table}: {rows} rows for {params['start']}..{params['end']}")
+        # Each row's revenue is rounded to cents, so the sum may drift by half a cent per row, no more.
+        tolerance = Decimal("0.005") * max(rows, 1)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
                 "first_day": str(params["start"]),
                 "last_day": str(params["end"]),
                 "revenue": float(revenue),
-            }
+            },
+            check_results=[
+                dg.AssetCheckResult(check_name=UNIQUE_CHECK, passed=duplicates == 0, metadata={"duplicates": duplicates}),
+                dg.AssetCheckResult(
+                    check_name=RECONCILED_CHECK,
+                    passed=abs(revenue - expected) <= tolerance,
+                    metadata={"revenue": float(revenue), "transactions": float(expected), "tolerance": float(tolerance)},
+                ),
+            ],
         )
 
     return _asset
