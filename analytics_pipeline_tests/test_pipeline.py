@@ -135,14 +135,19 @@ def test_insights_are_written_offline_and_grounded(loaded):
     assert list(insights["ungrounded"][0]) == []
 
 
-def test_chart_is_a_png_in_postgres_and_on_disk(loaded):
-    chart = _frame(loaded["engine"], "SELECT path, png FROM analytics.charts")
-    png = bytes(chart["png"][0])
-    assert png.startswith(b"\x89PNG")
-    with open(chart["path"][0], "rb") as handle:
-        assert handle.read() == png
-    events = loaded["result"].asset_materializations_for_node("revenue_chart")
-    assert events[0].metadata["chart"].value.startswith("![daily revenue with forecast](data:image/png;base64,")
+def test_charts_are_pngs_in_postgres_and_on_disk_overall_and_per_region(loaded):
+    charts = _frame(loaded["engine"], "SELECT chart, path, png FROM analytics.charts ORDER BY chart")
+    regions = loaded["truth"]["region"].nunique()
+    assert len(charts) == 1 + regions
+    assert {"revenue_overview", "revenue_united_kingdom", "revenue_us_east"} <= set(charts["chart"])
+    for row in charts.itertuples():
+        png = bytes(row.png)
+        assert png.startswith(b"\x89PNG")
+        with open(row.path, "rb") as handle:
+            assert handle.read() == png
+    metadata = loaded["result"].asset_materializations_for_node("revenue_chart")[0].metadata
+    assert metadata["chart"].value.startswith("![daily revenue with forecast](data:image/png;base64,")
+    assert metadata["biggest_regions"].value.count("data:image/png;base64,") == 3
 
 
 def test_daily_checks_ran_and_passed(loaded):

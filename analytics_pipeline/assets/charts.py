@@ -12,17 +12,17 @@ import sqlalchemy as sa
 from matplotlib.figure import Figure
 
 from analytics_pipeline import paths
+from analytics_pipeline.ingestion.files import sanitised_name
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import series
 from analytics_pipeline.warehouse.contract import table_metadata
 from analytics_pipeline.warehouse.db import fetch_frame
 
-CHART_NAME = "revenue_overview"
 HISTORY_DAYS = 180
+INLINE_REGIONS = 3  # the biggest regions are embedded in the metadata too; every chart is on disk and in Postgres
 
 _ANOMALIES = """
-SELECT day, actual, direction FROM analytics.metric_anomalies
-WHERE segment = 'total' AND metric = 'revenue' ORDER BY day
+SELECT segment, day, actual, direction FROM analytics.metric_anomalies WHERE metric = 'revenue' ORDER BY day
 """
 _UPSERT = """
 INSERT INTO analytics.charts (chart, path, png, generated_at) VALUES (:chart, :path, :png, :generated_at)
@@ -31,45 +31,66 @@ ON CONFLICT (chart) DO UPDATE SET path = EXCLUDED.path, png = EXCLUDED.png, gene
 
 
 @dg.asset(
-    deps=["daily_metrics", "revenue_forecast", "metric_anomalies"],
+    deps=["daily_metrics", "daily_region_metrics", "revenue_forecast", "metric_anomalies"],
     group_name="reporting",
     kinds={"postgres", "matplotlib"},
     owners=["team:analytics"],
     pool="warehouse",
     metadata=table_metadata("charts"),
     description=(
-        f"A PNG of daily revenue over the last {HISTORY_DAYS} days with the 30-day forecast and its 80% band, "
-        "spikes and drops marked. Saved under data/reports/, stored in `analytics.charts`, and shown inline in "
-        "this asset's metadata."
+        f"PNG charts of daily revenue over the last {HISTORY_DAYS} days with the 30-day forecast and its 80% band, "
+        "spikes and drops marked: one overall (`revenue_overview`) and one per region (`revenue_<region>`). Saved "
+        "under data/reports/ and in `analytics.charts`; the overall chart and the biggest regions' are shown inline "
+        "in this asset's metadata."
     ),
 )
 def revenue_chart(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.transaction() as conn:
-        history = series.total_series(conn).tail(HISTORY_DAYS)
-        forecast = series.total_forecast(conn)
+        histories = {series.TOTAL: series.total_series(conn)}
+        histories |= {name: frame for name, frame in series.region_series(conn).groupby("segment")}
+        forecasts = series.forecasts(conn)
         anomalies = fetch_frame(conn, _ANOMALIES)
-    png = _render(history, forecast, anomalies)
-    target = paths.reports_dir() / f"{CHART_NAME}.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(png)
-    with warehouse.transaction() as conn:
-        conn.execute(
-            sa.text(_UPSERT),
-            {"chart": CHART_NAME, "path": str(target), "png": png, "generated_at": datetime.now(UTC)},
+    charts = []
+    for segment, history in histories.items():
+        title = "all regions" if segment == series.TOTAL else segment
+        png = _render(
+            title,
+            history.tail(HISTORY_DAYS),
+            forecasts[forecasts["segment"] == segment],
+            anomalies[anomalies["segment"] == segment],
         )
-    encoded = base64.b64encode(png).decode()
+        name = "revenue_overview" if segment == series.TOTAL else f"revenue_{sanitised_name(segment)}"
+        charts.append((segment, name, png, float(history["revenue"].tail(HISTORY_DAYS).sum())))
+
+    folder = paths.reports_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    generated_at = datetime.now(UTC)
+    with warehouse.transaction() as conn:
+        for _, name, png, _ in charts:
+            (folder / f"{name}.png").write_bytes(png)
+            conn.execute(
+                sa.text(_UPSERT),
+                {"chart": name, "path": str(folder / f"{name}.png"), "png": png, "generated_at": generated_at},
+            )
+    overall, *regions = charts
+    biggest = sorted(regions, key=lambda chart: -chart[3])[:INLINE_REGIONS]
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(target)),
-            "chart": dg.MetadataValue.md(f"![daily revenue with forecast](data:image/png;base64,{encoded})"),
-            "history_days": len(history),
-            "forecast_days": len(forecast),
-            "size_bytes": len(png),
+            "path": dg.MetadataValue.path(str(folder / f"{overall[1]}.png")),
+            "chart": dg.MetadataValue.md(_inline("daily revenue with forecast", overall[2])),
+            "biggest_regions": dg.MetadataValue.md("\n\n".join(f"**{c[0]}**\n\n{_inline(c[0], c[2])}" for c in biggest)),
+            "charts": dg.MetadataValue.md("\n".join(f"- `{c[1]}`: {folder / (c[1] + '.png')}" for c in charts)),
+            "dagster/row_count": len(charts),
+            "history_days": min(HISTORY_DAYS, len(histories[series.TOTAL])),
         }
     )
 
 
-def _render(history: pd.DataFrame, forecast: pd.DataFrame, anomalies: pd.DataFrame) -> bytes:
+def _inline(title: str, png: bytes) -> str:
+    return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def _render(title: str, history: pd.DataFrame, forecast: pd.DataFrame, anomalies: pd.DataFrame) -> bytes:
     """Figure without pyplot: no global state and no GUI backend, which matters in run workers and servers."""
     fig = Figure(figsize=(11, 4.5), dpi=100)
     ax = fig.subplots()
@@ -86,7 +107,7 @@ def _render(history: pd.DataFrame, forecast: pd.DataFrame, anomalies: pd.DataFra
                 continue
             ax.scatter(pd.to_datetime(points["day"]), points["actual"], marker=marker, s=60, color=color,
                        zorder=3, label=f"{direction}s")
-    ax.set_title("Daily revenue: last 180 days and 30-day forecast")
+    ax.set_title(f"Daily revenue, {title}: last {len(history)} days and {len(forecast)}-day forecast")
     ax.set_xlabel("date (UTC)")
     ax.set_ylabel("revenue (currency units)")
     ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))

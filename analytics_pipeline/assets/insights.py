@@ -60,7 +60,7 @@ def insights(
             series.total_series(conn),
             series.recent_by(conn, "region"),
             series.recent_by(conn, "product"),
-            series.total_forecast(conn),
+            series.forecasts(conn).query("segment == @series.TOTAL").drop(columns="segment"),
             fetch_frame(conn, _ANOMALIES),
         )
 

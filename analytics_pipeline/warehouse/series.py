@@ -24,9 +24,9 @@ LEFT JOIN analytics.daily_region_metrics AS m ON m.day = d.day AND m.region = r.
 ORDER BY r.region, d.day
 """
 
-_TOTAL_FORECAST = """
-SELECT day, predicted::float8 AS predicted, lower_bound::float8 AS lower, upper_bound::float8 AS upper
-FROM analytics.revenue_forecast WHERE segment = 'total' ORDER BY day
+_FORECASTS = """
+SELECT segment, day, predicted::float8 AS predicted, lower_bound::float8 AS lower, upper_bound::float8 AS upper
+FROM analytics.revenue_forecast ORDER BY segment, day
 """
 
 _RECENT_BY = """
@@ -50,9 +50,9 @@ def region_series(conn: sa.Connection) -> pd.DataFrame:
     return _with_datetime_day(fetch_frame(conn, _BY_REGION))
 
 
-def total_forecast(conn: sa.Connection) -> pd.DataFrame:
-    """The overall revenue forecast: day, predicted, lower, upper."""
-    return _with_datetime_day(fetch_frame(conn, _TOTAL_FORECAST))
+def forecasts(conn: sa.Connection) -> pd.DataFrame:
+    """Every segment's revenue forecast: segment ('total' or a region), day, predicted, lower, upper."""
+    return _with_datetime_day(fetch_frame(conn, _FORECASTS))
 
 
 def recent_by(conn: sa.Connection, dimension: str, days: int = 56) -> pd.DataFrame:
