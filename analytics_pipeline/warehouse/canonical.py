@@ -27,7 +27,7 @@ SELECT set_config('TimeZone', :timezone, true),
 
 _PARSE = """
 CREATE TEMP TABLE parsed ON COMMIT DROP AS
-WITH typed AS (
+WITH typed AS MATERIALIZED (  -- typed once: inlined, each cast would run once per reference
     SELECT r.*,
            analytics.try_timestamptz(r.occurred_at) AS ts,
            CASE WHEN r.quantity IS NULL THEN 1 ELSE analytics.try_numeric(r.quantity) END AS qty,
