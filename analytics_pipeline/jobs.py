@@ -15,3 +15,15 @@ daily_refresh_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("metrics", "forecasting", "insights", "reporting"),
     description="Recompute daily metrics for a day or day range, then forecasts, anomalies, insights and charts.",
 )
+
+database_pull_job = dg.define_asset_job(
+    "database_pull_job",
+    selection=dg.AssetSelection.assets("database_transactions"),
+    description="Pull the operational database's new and changed rows into the transactions.",
+)
+
+api_pull_job = dg.define_asset_job(
+    "api_pull_job",
+    selection=dg.AssetSelection.assets("api_transactions"),
+    description="Pull the REST API's new and changed records into the transactions.",
+)

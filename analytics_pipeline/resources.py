@@ -1,8 +1,9 @@
-"""Resources: the warehouse connection and the watched folder, configured from the environment."""
+"""Resources: the warehouse connection, the watched folder and the pulled sources, configured from the environment."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dagster as dg
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from dagster_openai import OpenAIResource
 from pydantic import Field
 
 from analytics_pipeline import paths
+from analytics_pipeline.ingestion import database, files, rest_api
 from analytics_pipeline.warehouse import db, server
 
 
@@ -68,3 +70,95 @@ class OptionalOpenAIResource(OpenAIResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self.api_key:
             super().teardown_after_execution(context)
+
+
+# Each source is configured by ANALYTICS_SOURCE_<DATABASE|API>_<FIELD> variables (see definitions._source); a source
+# whose URL variable is unset is "not configured": its asset loads nothing and its schedule starts stopped.
+DATABASE_SOURCE_PREFIX = "ANALYTICS_SOURCE_DATABASE_"
+API_SOURCE_PREFIX = "ANALYTICS_SOURCE_API_"
+DATABASE_SOURCE_URL_ENV = DATABASE_SOURCE_PREFIX + "URL"
+API_SOURCE_URL_ENV = API_SOURCE_PREFIX + "BASE_URL"
+
+
+class DatabaseSource(dg.ConfigurableResource):
+    """An operational database read incrementally into the transactions: a table or a query, by a watermark column.
+
+    ``url`` carries the password, so definitions pass it as ``dg.EnvVar``: read at run time, never shown in the UI.
+    """
+
+    url: str | None = Field(default=None, description="SQLAlchemy URL of the source database; empty: not configured.")
+    name: str = Field(default="", description="Names the source in batch keys and watermarks; default: the table.")
+    table: str | None = Field(default=None, description="Table to read, optionally schema-qualified (schema.table).")
+    query: str | None = Field(default=None, description="A SELECT to read instead of a table.")
+    watermark_column: str = Field(
+        default="updated_at", description="An increasing column (updated-at or id); each pull reads rows above it."
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description='Canonical field -> source column, e.g. {"transaction_id": "id"}; others are matched by name.',
+    )
+    batch_size: int = Field(default=10_000, description="Rows per fetch from the server-side cursor.")
+
+    @property
+    def source_id(self) -> str:
+        return f"db_{files.sanitised_name(self.name or self.table or 'query')}"
+
+    def incremental_query(self) -> database.IncrementalQuery:
+        return database.IncrementalQuery(
+            url=self.url,
+            table=self.table,
+            query=self.query,
+            watermark_column=self.watermark_column,
+            tiebreak=self.columns.get("transaction_id"),
+            batch_size=self.batch_size,
+        )
+
+
+class RestApiSource(dg.ConfigurableResource):
+    """A paginated JSON API read incrementally into the transactions (see ingestion.rest_api for the protocol).
+
+    ``token`` is a secret: definitions pass it as ``dg.EnvVar``; it is sent as a Bearer header and never logged.
+    """
+
+    base_url: str | None = Field(default=None, description="e.g. https://shop.example.com/api; empty: not configured.")
+    path: str = Field(default="", description="Path of the records endpoint under base_url, e.g. /orders.")
+    name: str = Field(default="", description="Names the source in batch keys and watermarks; default: the path.")
+    pagination: rest_api.Pagination = Field(default="next_link", description="next_link or page_number.")
+    records_field: str = Field(default="data", description='Field holding the records; "" if the body is the list.')
+    next_field: str = Field(default="next", description="next_link: the field holding the next page's URL.")
+    page_param: str = Field(default="page", description="page_number: the query parameter of the page number.")
+    last_page_field: str = Field(
+        default="", description="page_number: field holding the last page's number (e.g. total_pages), if any."
+    )
+    params: dict[str, str] = Field(default_factory=dict, description="Extra query parameters, e.g. per_page.")
+    watermark_param: str = Field(default="updated_since", description="Query parameter carrying the watermark.")
+    watermark_field: str = Field(default="updated_at", description="Record field whose highest value is the watermark.")
+    timeout_seconds: float = Field(default=30.0, description="Connect and read timeout per request.")
+    max_retries: int = Field(default=4, description="Retries per request on 429, 5xx, timeouts, lost connections.")
+    backoff_seconds: float = Field(default=1.0, description="First retry delay, doubled each time; Retry-After wins.")
+    token: str | None = Field(default=None, description="Bearer token; set through ANALYTICS_SOURCE_API_TOKEN.")
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description='Canonical field -> record field, e.g. {"transaction_id": "id"}; others are matched by name.',
+    )
+
+    @property
+    def source_id(self) -> str:
+        return f"api_{files.sanitised_name(self.name or self.path or urlsplit(self.base_url or '').netloc)}"
+
+    def endpoint(self) -> rest_api.Endpoint:
+        return rest_api.Endpoint(
+            url=f"{self.base_url.rstrip('/')}/{self.path.lstrip('/')}" if self.path else self.base_url,
+            pagination=self.pagination,
+            records_field=self.records_field,
+            next_field=self.next_field,
+            page_param=self.page_param,
+            last_page_field=self.last_page_field,
+            params=self.params,
+            watermark_param=self.watermark_param,
+            watermark_field=self.watermark_field,
+            timeout_seconds=self.timeout_seconds,
+            max_retries=self.max_retries,
+            backoff_seconds=self.backoff_seconds,
+            token=self.token,
+        )

@@ -17,6 +17,8 @@ from analytics_pipeline.resources import UploadFolders, Warehouse
 # A file must look the same on two ticks in a row (or be older than this) before it is read: a copy in progress
 # changes size or mtime between ticks.
 SETTLE_SECONDS = 10
+# Assets that write analytics.transactions; each reports the first and last day its load touched.
+LOADING_ASSETS = ("transactions", "database_transactions", "api_transactions")
 MAX_RUNS_PER_TICK = int(os.environ.get("ANALYTICS_MAX_RUNS_PER_TICK", "25"))
 
 _KNOWN_CONTENT = """
@@ -112,22 +114,27 @@ def _loaded_content(warehouse: Warehouse, hashes: list[str]) -> dict[str, str]:
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "After transactions load, refreshes exactly the days they touched: one run of daily_refresh_job over the "
-        "day range (first_day..last_day from the load's metadata), then forecasts and insights downstream."
+        "After transactions load (from a file, the database source or the API source), refreshes exactly the "
+        "days they touched: one run of daily_refresh_job over the day range (first_day..last_day from the loads' "
+        "metadata), then forecasts, anomalies, insights and charts downstream."
     ),
 )
 def touched_days_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     after = int(context.cursor) if context.cursor else None
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("transactions"), after_storage_id=after), limit=500, ascending=True
-    ).records
+    records = [
+        record
+        for asset in LOADING_ASSETS
+        for record in context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), after_storage_id=after), limit=500, ascending=True
+        ).records
+    ]
     if not records:
         return dg.SensorResult(skip_reason="no new transactions loaded since the last refresh", cursor=context.cursor)
     cursor = str(max(record.storage_id for record in records))
     touched = [days for days in (_days(record.asset_materialization.metadata) for record in records) if days]
-    # Days outside the partitions (before the start date, or today, which is not complete yet) are not refreshed.
     if not touched:
         return dg.SensorResult(skip_reason="the new loads hold no valid transactions", cursor=cursor)
+    # Days outside the partitions (before the start date, or today, which is not complete yet) are not refreshed.
     start = max(min(first for first, _ in touched), daily.get_first_partition_key())
     end = min(max(last for _, last in touched), daily.get_last_partition_key())
     if start > end:

@@ -106,3 +106,15 @@ def test_a_tick_requests_at_most_the_batch_limit(instance, folders, engine):
     _apply(instance, first)
     second = _tick(instance, folders, first.cursor)
     assert len(second.run_requests) == 3
+
+
+def test_loads_from_the_other_sources_refresh_their_days_too(instance):
+    for asset, first, last in (("database_transactions", "2026-03-02", "2026-03-09"), ("api_transactions", "2026-02-20", "2026-03-01")):
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=asset, metadata={"first_day": first, "last_day": last})
+        )
+    [request] = touched_days_sensor(dg.build_sensor_context(instance=instance)).run_requests
+    assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+        "2026-02-20",
+        "2026-03-09",
+    )

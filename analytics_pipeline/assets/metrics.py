@@ -75,7 +75,11 @@ def _daily_metrics_asset(table: str, dimension: str | None) -> dg.AssetsDefiniti
         name=table,
         partitions_def=daily,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[dg.AssetDep("transactions", partition_mapping=dg.AllPartitionMapping())],
+        deps=[
+            dg.AssetDep("transactions", partition_mapping=dg.AllPartitionMapping()),
+            "database_transactions",
+            "api_transactions",
+        ],
         group_name="metrics",
         kinds={"postgres", "sql"},
         owners=["team:analytics"],

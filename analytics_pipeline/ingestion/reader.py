@@ -239,7 +239,7 @@ def _json_batches(path: Path, file_key: str, parsed: ParsedUpload) -> Iterator[p
                 text = line.decode("utf-8", errors="replace").rstrip("\r\n")
                 parsed.malformed.append(MalformedLine(number, text, f"invalid JSON: {error}"))
                 continue
-            rows.append([_json_text(record.get(name)) for name in names])
+            rows.append([as_text(record.get(name)) for name in names])
             numbers.append(number)
             if len(rows) == ROWS_PER_BATCH:
                 yield _json_table(rows, numbers, names, file_key, parsed.mapping)
@@ -250,7 +250,8 @@ def _json_batches(path: Path, file_key: str, parsed: ParsedUpload) -> Iterator[p
         yield _malformed(file_key, parsed.malformed)
 
 
-def _json_text(value) -> str | None:
+def as_text(value) -> str | None:
+    """A JSON or database value as the text the SQL typing reads: strings as they are, objects as JSON."""
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value) if isinstance(value, dict | list) else str(value)

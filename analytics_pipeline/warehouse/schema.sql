@@ -5,14 +5,15 @@ CREATE SCHEMA IF NOT EXISTS analytics;
 
 -- Casts that return NULL instead of failing, so one bad value rejects one row rather than a whole file.
 -- Amounts as exports write them: "1,234.56", "1.234,56", "12,50", "$ 12.00", "EUR 3.5", "(12.50)" for -12.50.
--- Every branch is decided by a pattern before the cast, so no value ever needs an exception (a subtransaction).
+-- Every branch is decided by a pattern before the cast, so no value ever needs an exception (a subtransaction);
+-- the patterns also bound digits and exponents, so no accepted value can overflow numeric, alone or multiplied.
 CREATE OR REPLACE FUNCTION analytics.try_numeric(value text) RETURNS numeric
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     cleaned text := btrim(value);
     negative boolean := false;
 BEGIN
-    IF cleaned ~ '^[-+]?[0-9]+(\.[0-9]+)?$' THEN
+    IF cleaned ~ '^[-+]?[0-9]{1,30}(\.[0-9]{1,30})?$' THEN
         RETURN cleaned::numeric;
     END IF;
     cleaned := regexp_replace(cleaned, '^(USD|EUR|GBP|CHF|JPY)|(USD|EUR|GBP|CHF|JPY)$|[[:space:]$€£¥]', '', 'g');
@@ -20,13 +21,13 @@ BEGIN
         negative := true;
         cleaned := substr(cleaned, 2, length(cleaned) - 2);
     END IF;
-    IF cleaned ~ '^[-+]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$' THEN
+    IF cleaned ~ '^[-+]?[0-9]{1,3}(,[0-9]{3}){1,10}(\.[0-9]{1,30})?$' THEN
         cleaned := replace(cleaned, ',', '');
-    ELSIF cleaned ~ '^[-+]?[0-9]{1,3}(\.[0-9]{3})+(,[0-9]+)?$' THEN
+    ELSIF cleaned ~ '^[-+]?[0-9]{1,3}(\.[0-9]{3}){1,10}(,[0-9]{1,30})?$' THEN
         cleaned := replace(replace(cleaned, '.', ''), ',', '.');
-    ELSIF cleaned ~ '^[-+]?[0-9]+,[0-9]+$' THEN
+    ELSIF cleaned ~ '^[-+]?[0-9]{1,30},[0-9]{1,30}$' THEN
         cleaned := replace(cleaned, ',', '.');
-    ELSIF cleaned !~ '^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$' THEN
+    ELSIF cleaned !~ '^[-+]?([0-9]{1,30}\.?[0-9]{0,30}|\.[0-9]{1,30})([eE][-+]?[0-9]{1,3})?$' THEN
         RETURN NULL;
     END IF;
     RETURN CASE WHEN negative THEN -cleaned::numeric ELSE cleaned::numeric END;
