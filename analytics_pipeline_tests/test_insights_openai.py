@@ -1,6 +1,7 @@
 """The GPT path of `insights`, through the real OpenAI client and dagster-openai, against a local server."""
 
 import re
+import time
 
 import dagster as dg
 import pytest
@@ -27,10 +28,13 @@ def metrics_ready(warehouse_url, tmp_path_factory):
     return engine, folders
 
 
-def _run(folders, base_url: str) -> dg.ExecuteInProcessResult:
+def _run(folders, base_url: str, timeout_seconds: float = 60.0) -> dg.ExecuteInProcessResult:
     openai = OpenAIResource(api_key="test-key", base_url=base_url)
+    config = {"ops": {"insights": {"config": {"timeout_seconds": timeout_seconds}}}}
     with dg.DagsterInstance.ephemeral() as instance:
-        return dg.materialize([insights], instance=instance, resources={**resources(folders), "openai": openai})
+        return dg.materialize(
+            [insights], instance=instance, resources={**resources(folders), "openai": openai}, run_config=config
+        )
 
 
 def _latest(engine) -> dict:
@@ -87,3 +91,32 @@ def test_server_errors_are_retried_then_the_offline_writer_takes_over(metrics_re
     assert list(stored["ungrounded"]) == []
     metadata = result.asset_materializations_for_node("insights")[0].metadata
     assert metadata["llm"].value.startswith("fallback after InternalServerError")
+
+
+def test_a_rate_limit_is_retried_and_the_retry_is_used(metrics_ready):
+    engine, folders = metrics_ready
+    answers = iter([(429, "rate limited"), None])
+
+    def reply(body):
+        return next(answers) or _grounded_reply(body)
+
+    with chat_server(reply) as (base_url, received):
+        _run(folders, base_url)
+    assert len(received) == 2
+    assert _latest(engine)["writer"] == "openai:gpt-4o-mini"
+
+
+def test_a_server_that_times_out_falls_back_to_the_offline_writer(metrics_ready):
+    engine, folders = metrics_ready
+
+    def slow(body):
+        time.sleep(2.5)
+        return _grounded_reply(body)
+
+    with chat_server(slow) as (base_url, received):
+        result = _run(folders, base_url, timeout_seconds=0.5)
+    assert len(received) == 3  # the first try and two retries, each cut at the timeout
+    assert _latest(engine)["writer"] == "offline"
+    assert result.asset_materializations_for_node("insights")[0].metadata["llm"].value.startswith(
+        "fallback after APITimeoutError"
+    )
