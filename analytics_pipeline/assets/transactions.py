@@ -78,17 +78,18 @@ def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folder
 
         settings = settings_for(upload["file_name"])
         summary = canonical.promote(conn, key, settings)
-        share = summary.rows_rejected / summary.rows_read if summary.rows_read else 0.0
+        share = summary.rejected_share
         status, reason, path = "loaded", None, upload["path"]
-        if share > settings.max_rejected_share:
+        if summary.over_rejected_share:
             reason = (
                 f"{summary.rows_rejected} of {summary.rows_read} rows ({share:.0%}) could not be loaded, more than "
                 f"the allowed {settings.max_rejected_share:.0%}; most common: {summary.reasons['reason'].iloc[0]}"
             )
-            conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :key"), {"key": key})
             status = "quarantined"
             path = str(files.quarantine(folders.quarantine_path, key, Path(upload["path"]), reason))
-        for older in (v["file_key"] for v in versions if not v["newer"]):
+        # Only a version that loaded replaces older ones: a quarantined file must not wipe the last good version.
+        older_versions = [v for v in versions if not v["newer"]] if status == "loaded" else []
+        for older in (v["file_key"] for v in older_versions):
             conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :key"), {"key": older})
             conn.execute(
                 sa.text(_REPLACED), {"file_key": older, "reason": f"replaced by a newer version ({key})"}
@@ -110,7 +111,7 @@ def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folder
         )
     context.log.info(f"{key}: {status}, {loaded} loaded, {summary.rows_rejected} rejected")
     # Days to refresh: this version's, and those of any older version whose rows it just replaced.
-    days = [d for v in versions if not v["newer"] for d in (v["first_day"], v["last_day"]) if d]
+    days = [d for v in older_versions for d in (v["first_day"], v["last_day"]) if d]
     days += [summary.first_day, summary.last_day] if loaded and summary.first_day else []
     metadata = summary.metadata() | {
         "status": status,

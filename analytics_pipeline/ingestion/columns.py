@@ -82,6 +82,12 @@ def map_columns(header: list[str], overrides: Mapping[str, str] | None = None) -
 
     ``overrides`` (canonical field -> the source's column name) come from configuration and win over aliases.
     """
+    repeated = sorted({column for column in header if header.count(column) > 1}, key=header.index)
+    if repeated:
+        raise UnmappableColumns(
+            f"duplicate column name(s) {', '.join(repr(c) for c in repeated)}: the file has columns "
+            f"{', '.join(repr(c) for c in header)}"
+        )
     by_normalised: dict[str, str] = {}
     for column in header:
         by_normalised.setdefault(normalise(column), column)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -157,30 +158,52 @@ def _csv_batches(path: Path, file_key: str, parsed: ParsedUpload) -> Iterator[pa
     skipped: list[int] = []
 
     def on_invalid(row) -> str:
-        skipped.append(row.number)
-        parsed.malformed.append(
-            MalformedLine(row.number, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}")
-        )
+        skipped.append(row.number)  # keeps the line numbers of later rows true
+        if row.text.strip():  # a blank line is no record, not a malformed one
+            parsed.malformed.append(
+                MalformedLine(row.number, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}")
+            )
         return "skip"
 
     names = parsed.columns_seen
     next_line = 2  # line 1 is the header
+    if not _has_body(path):
+        return  # a header and nothing else: zero rows (pyarrow cannot skip a header that lacks its newline)
     with _open_binary(path) as stream:
         reader = pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(
                 block_size=BLOCK_SIZE, use_threads=False, encoding=parsed.encoding, column_names=names, skip_rows=1
             ),
-            parse_options=pacsv.ParseOptions(delimiter=parsed.delimiter, invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(
+                delimiter=parsed.delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False
+            ),
             convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in names}),
         )
         for batch in reader:
             line_numbers, next_line = _line_numbers(next_line, batch.num_rows, skipped)
+            # Blank lines are read as rows of empty fields (so line numbers stay true) and dropped here.
+            filled = _any_value(batch)
+            batch, line_numbers = batch.filter(filled), line_numbers[filled.to_numpy(zero_copy_only=False)]
             parsed.rows_read += batch.num_rows
             yield canonical_batch(batch, file_key, line_numbers, parsed.mapping)
     if parsed.malformed:
         parsed.rows_read += len(parsed.malformed)
         yield _malformed(file_key, parsed.malformed)
+
+
+def _any_value(batch: pa.RecordBatch) -> pa.Array:
+    filled = pc.not_equal(pc.utf8_length(batch.column(0)), 0)
+    for column in batch.columns[1:]:
+        filled = pc.or_(filled, pc.not_equal(pc.utf8_length(column), 0))
+    return pc.fill_null(filled, True)
+
+
+def _has_body(path: Path) -> bool:
+    with _open_binary(path) as handle:
+        head = handle.read(_SNIFF_BYTES)
+    _, newline, rest = head.partition(b"\n")
+    return bool(newline) and (bool(rest.strip()) or len(head) == _SNIFF_BYTES)
 
 
 def _line_numbers(first: int, count: int, skipped: list[int]) -> tuple[np.ndarray, int]:

@@ -26,7 +26,7 @@ class FileSettings:
     columns: dict[str, str] = field(default_factory=dict)  # canonical field -> the file's column
     day_first: bool = False  # 03/04/2026 is 3 April, not 4 March
     timezone: str = "UTC"  # zone for timestamps that carry none
-    cancellation_pattern: str = "^C"  # order ids matching this (regex) are cancellations
+    cancellation_pattern: str = "^C[0-9-]"  # order ids matching this are cancellations ("C536379", "C-4"; not "CA-2016")
     max_rejected_share: float = 0.5  # above this share of bad rows the whole file is quarantined
     pattern: str | None = None  # the entry that matched, for the UI
 

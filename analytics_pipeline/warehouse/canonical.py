@@ -84,7 +84,7 @@ SELECT DISTINCT ON (txn_id)
        nullif(btrim(region), ''),
        nullif(btrim(product), ''),
        qty,
-       coalesce(price, round(total / nullif(qty, 0), 6)),
+       coalesce(price, total / nullif(qty, 0)),  -- unrounded: per-token prices are fractions of a cent
        coalesce(total, qty * price),
        nullif(btrim(currency), ''),
        coalesce(btrim(order_id) ~ :cancellation_pattern, false),
@@ -125,6 +125,11 @@ class LoadSummary:
     first_day: date | None
     last_day: date | None
     reasons: pd.DataFrame
+    over_rejected_share: bool = False  # nothing was loaded: too many rows were bad
+
+    @property
+    def rejected_share(self) -> float:
+        return self.rows_rejected / self.rows_read if self.rows_read else 0.0
 
     def metadata(self) -> dict:
         """What every loading asset reports; the refresh sensor reads first_day/last_day."""
@@ -149,18 +154,31 @@ def stage(conn: sa.Connection, key: str, batches: Iterable[pa.Table]) -> None:
 
 
 def promote(conn: sa.Connection, key: str, settings: FileSettings = FileSettings()) -> LoadSummary:
-    """Type the staged rows of ``key`` into transactions and rejected_rows, replacing what ``key`` loaded before."""
+    """Type the staged rows of ``key`` into transactions and rejected_rows, replacing what ``key`` loaded before.
+
+    When more than ``settings.max_rejected_share`` of the rows are bad, only the rejections are written.
+    """
     params = {"file_key": key}
     conn.execute(sa.text(_SESSION), {"timezone": settings.timezone, "day_first": settings.day_first})
     conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :file_key"), params)
     conn.execute(sa.text("DELETE FROM analytics.rejected_rows WHERE file_key = :file_key"), params)
     conn.execute(sa.text(_PARSE), params)
     conn.execute(sa.text(_REJECT))
-    # One row per distinct transaction_id is written, so the statement's row count is the loaded count and the
-    # valid rows beyond it are duplicates: no second pass over the ids to count them.
-    loaded = conn.execute(sa.text(_LOAD), {"cancellation_pattern": settings.cancellation_pattern}).rowcount
     summary = dict(conn.execute(sa.text(_SUMMARY)).mappings().one())
     reasons = db.fetch_frame(conn, _TOP_REASONS)
+    valid = summary.pop("rows_valid")
+    # Decided before anything reaches transactions: an upsert would already have taken over other sources' rows.
+    refused = summary["rows_read"] > 0 and summary["rows_rejected"] / summary["rows_read"] > settings.max_rejected_share
+    loaded = 0
+    if not refused:
+        # One row per distinct transaction_id is written, so the statement's row count is the loaded count and
+        # the valid rows beyond it are duplicates: no second pass over the ids to count them.
+        loaded = conn.execute(sa.text(_LOAD), {"cancellation_pattern": settings.cancellation_pattern}).rowcount
     conn.exec_driver_sql("DROP TABLE parsed")
-    duplicates = summary.pop("rows_valid") - loaded
-    return LoadSummary(**summary, rows_loaded=loaded, duplicate_rows=duplicates, reasons=reasons)
+    return LoadSummary(
+        **summary,
+        rows_loaded=loaded,
+        duplicate_rows=valid - loaded if not refused else 0,
+        reasons=reasons,
+        over_rejected_share=refused,
+    )
