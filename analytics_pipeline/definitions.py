@@ -54,6 +54,9 @@ defs = dg.Definitions(
     asset_checks=daily_freshness_checks,
     sensors=[upload_sensor, touched_days_sensor, freshness_checks_sensor],
     schedules=[daily_refresh_schedule, database_pull_schedule, api_pull_schedule],
+    # Steps are SQL statements Postgres runs and a little pandas: one process per run beats a process per step
+    # (seconds of start-up each), and the warehouse pool already bounds concurrent writers across runs.
+    executor=dg.in_process_executor,
     resources={
         "warehouse": Warehouse(),
         "folders": UploadFolders(),
