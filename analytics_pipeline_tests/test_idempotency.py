@@ -93,3 +93,19 @@ def test_a_file_without_usable_columns_is_quarantined_and_its_neighbour_loads(in
         loaded = conn.execute(sa.text("SELECT count(*) FROM analytics.transactions")).scalar_one()
     assert registry == {"notes.csv": "quarantined", "api_billing.csv": "loaded"}
     assert loaded == 24875
+
+
+def test_every_load_and_daily_materialisation_shows_a_preview(instance, folders, engine):
+    path = folders.uploads_path / "preview.csv"
+    path.write_text("order_id,timestamp,price,quantity,country\nP1,2026-03-02T09:00:00Z,10.00,2,France\n")
+    from analytics_pipeline.ingestion import files
+
+    key = files.describe(path).key
+    instance.add_dynamic_partitions("upload_files", [key])
+    loaded = dg.materialize([raw_uploads, transactions], instance=instance, partition_key=key, resources=resources(folders))
+    for node in ("raw_uploads", "transactions"):
+        table = loaded.asset_materializations_for_node(node)[0].metadata["preview"].value
+        assert "P1" in table and "order_id" in table
+    refreshed = refresh_days(instance, "2026-03-02", "2026-03-02", selection=DAILY)
+    table = refreshed.asset_materializations_for_node("daily_region_metrics")[0].metadata["preview"].value
+    assert "France" in table and "20" in table

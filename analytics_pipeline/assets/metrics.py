@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from analytics_pipeline.partitions import daily
 from analytics_pipeline.resources import Warehouse
+from analytics_pipeline.warehouse import db
 from analytics_pipeline.warehouse.contract import table_metadata
 
 # Orders are distinct order ids that are not cancellations; cancellations and returns still reduce revenue and
@@ -113,6 +114,12 @@ def _daily_metrics_asset(table: str, dimension: str | None) -> dg.AssetsDefiniti
                 params,
             ).one()
             expected = conn.execute(sa.text(_TRANSACTION_REVENUE), params).scalar_one()
+            sample = db.preview(
+                conn,
+                f"SELECT * FROM analytics.{table} WHERE day BETWEEN :start AND :end "
+                f"ORDER BY day DESC{', revenue DESC' if dimension else ''} LIMIT 5",
+                params,
+            )
         context.log.info(f"{table}: {rows} rows for {params['start']}..{params['end']}")
         # Each row's revenue is rounded to cents, so the sum may drift by half a cent per row, no more.
         tolerance = Decimal("0.005") * max(rows, 1)
@@ -122,6 +129,7 @@ def _daily_metrics_asset(table: str, dimension: str | None) -> dg.AssetsDefiniti
                 "first_day": str(params["start"]),
                 "last_day": str(params["end"]),
                 "revenue": float(revenue),
+                "preview": sample,
             },
             check_results=[
                 dg.AssetCheckResult(check_name=UNIQUE_CHECK, passed=duplicates == 0, metadata={"duplicates": duplicates}),

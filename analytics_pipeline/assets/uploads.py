@@ -11,10 +11,15 @@ from analytics_pipeline.ingestion.reader import UNREADABLE, UnsupportedFile, str
 from analytics_pipeline.ingestion.settings import settings_for
 from analytics_pipeline.partitions import upload_files
 from analytics_pipeline.resources import UploadFolders, Warehouse
-from analytics_pipeline.warehouse import canonical
+from analytics_pipeline.warehouse import canonical, db
 from analytics_pipeline.warehouse.contract import table_metadata
 
 ACCEPTED_CHECK = "file_accepted"
+
+_PREVIEW = """
+SELECT line_number, order_id, occurred_at, customer_id, region, product, quantity, unit_price, amount
+FROM analytics.raw_uploads WHERE file_key = :key ORDER BY line_number LIMIT 5
+"""
 
 _REGISTER_FILE = """
 INSERT INTO analytics.ingested_files
@@ -79,6 +84,7 @@ def raw_uploads(context: dg.AssetExecutionContext, warehouse: Warehouse, folders
                     "reason": None,
                 },
             )
+            sample = db.preview(conn, _PREVIEW, {"key": key})
     except UNREADABLE as error:  # the staging transaction rolled back: nothing of this file is half-loaded
         reason = str(error) if isinstance(error, UnsupportedFile | UnmappableColumns) else f"cannot read: {error}"
         return _quarantine(context, warehouse, folders, upload, facts, reason)
@@ -94,6 +100,7 @@ def raw_uploads(context: dg.AssetExecutionContext, warehouse: Warehouse, folders
             "malformed_lines": len(parsed.malformed),
             "column_mapping": dg.MetadataValue.json(parsed.mapping.source_columns),
             "mapping_file_entry": settings.pattern or "none (defaults)",
+            "preview": sample,
             **parsed.describe(),
         },
         check_results=[dg.AssetCheckResult(check_name=ACCEPTED_CHECK, passed=True)],

@@ -115,6 +115,11 @@ SELECT count(*) AS rows_read,
 FROM parsed
 """
 
+_PREVIEW = """
+SELECT transaction_id, order_id, occurred_at, region, product, quantity, unit_price, amount, is_cancellation
+FROM analytics.transactions WHERE source = :file_key ORDER BY occurred_at LIMIT 5
+"""
+
 _TOP_REASONS = """
 SELECT reason, count(*) AS rows FROM parsed WHERE reason IS NOT NULL GROUP BY reason ORDER BY rows DESC, reason LIMIT 10
 """
@@ -131,6 +136,7 @@ class LoadSummary:
     last_day: date | None
     reasons: pd.DataFrame
     over_rejected_share: bool = False  # nothing was loaded: too many rows were bad
+    preview: dg.MetadataValue = dg.MetadataValue.md("(no rows)")
 
     @property
     def rejected_share(self) -> float:
@@ -139,6 +145,7 @@ class LoadSummary:
     def metadata(self) -> dict:
         """What every loading asset reports; the refresh sensor reads first_day/last_day."""
         return {
+            "preview": self.preview,
             "dagster/row_count": self.rows_loaded,
             "rows_read": self.rows_read,
             "rows_rejected": self.rows_rejected,
@@ -180,7 +187,9 @@ def promote(conn: sa.Connection, key: str, settings: FileSettings = FileSettings
         # the valid rows beyond it are duplicates: no second pass over the ids to count them.
         loaded = conn.execute(sa.text(_LOAD), {"cancellation_pattern": settings.cancellation_pattern}).rowcount
     conn.exec_driver_sql("DROP TABLE parsed")
+    sample = db.preview(conn, _PREVIEW, params) if loaded else dg.MetadataValue.md("(no rows)")
     return LoadSummary(
+        preview=sample,
         **summary,
         rows_loaded=loaded,
         duplicate_rows=valid - loaded if not refused else 0,

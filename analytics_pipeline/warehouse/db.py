@@ -61,3 +61,11 @@ def fetch_frame(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None 
 
 def row_count(conn: sa.Connection, table: str) -> int:
     return conn.execute(sa.text(f"SELECT count(*) FROM {SCHEMA}.{table}")).scalar_one()
+
+
+def preview(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None):
+    """A few rows as a Markdown table, for the 'preview' metadata every materialisation shows in the UI."""
+    import dagster as dg
+
+    frame = fetch_frame(conn, sql, params)
+    return dg.MetadataValue.md(frame.to_markdown(index=False) if len(frame) else "(no rows)")
