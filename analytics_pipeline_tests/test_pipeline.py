@@ -29,7 +29,9 @@ def loaded(warehouse_url, tmp_path_factory):
         truth = expected.transactions(SAMPLE_FILES)
         start, end = str(truth["day"].min()), str(truth["day"].max())
         result = refresh_days(instance, start, end)
-        yield {"engine": engine, "keys": keys, "truth": truth, "folders": folders, "result": result}
+        yield {
+            "engine": engine, "keys": keys, "truth": truth, "folders": folders, "result": result, "instance": instance,
+        }
 
 
 def _frame(engine: sa.Engine, sql: str) -> pd.DataFrame:
@@ -164,3 +166,31 @@ def test_daily_checks_ran_and_passed(loaded):
     assert all(e.passed for e in evaluations)
     totals = [e for e in evaluations if e.asset_key.path[0] == "daily_metrics" and e.check_name == RECONCILED_CHECK][0]
     assert totals.metadata["transactions"].value == pytest.approx(loaded["truth"]["amount"].sum(), abs=0.01)
+
+
+def test_daily_row_counts_are_per_day_only_when_a_run_covers_one_day(loaded):
+    """A range run's totals are copied onto every partition it covers: they are named as the range's, not the day's."""
+    truth, engine = loaded["truth"], loaded["engine"]
+    start, end = truth["day"].min(), truth["day"].max()
+    with engine.connect() as conn:
+        held = conn.execute(sa.text("SELECT count(*) FROM analytics.daily_region_metrics")).scalar_one()
+        revenue = float(conn.execute(sa.text("SELECT sum(revenue) FROM analytics.daily_region_metrics")).scalar_one())
+    ranged = loaded["result"].asset_materializations_for_node("daily_region_metrics")
+    assert len(ranged) == (end - start).days + 1  # one materialisation per day of the range, all the same metadata
+    for materialization in ranged:
+        metadata = {k: v.value for k, v in materialization.metadata.items()}
+        assert "dagster/row_count" not in metadata
+        assert (metadata["first_day"], metadata["last_day"]) == (str(start), str(end))
+        assert (metadata["days_in_range"], metadata["rows_in_range"]) == (len(ranged), held)
+        assert metadata["revenue_in_range"] == pytest.approx(revenue, abs=0.01)
+
+    day = str(end)
+    with engine.connect() as conn:
+        on_day = conn.execute(
+            sa.text("SELECT count(*) FROM analytics.daily_region_metrics WHERE day = :day"), {"day": day}
+        ).scalar_one()
+    single = refresh_days(loaded["instance"], day, day, selection=["daily_region_metrics"])
+    [materialization] = single.asset_materializations_for_node("daily_region_metrics")
+    assert materialization.partition == day
+    assert materialization.metadata["dagster/row_count"].value == materialization.metadata["rows_in_range"].value
+    assert materialization.metadata["dagster/row_count"].value == on_day > 0

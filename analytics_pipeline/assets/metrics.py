@@ -4,7 +4,7 @@ Each asset is partitioned by day with a single-run backfill policy: whatever ran
 schedule or two years from a backfill - is deleted and re-inserted by one SQL statement in one transaction.
 """
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import dagster as dg
@@ -62,6 +62,22 @@ UNIQUE_CHECK = "one_row_per_key"
 RECONCILED_CHECK = "revenue_matches_transactions"
 
 _TRANSACTION_REVENUE = "SELECT coalesce(sum(amount), 0) FROM analytics.transactions WHERE day BETWEEN :start AND :end"
+
+
+def _range_metadata(start: date, end: date, rows: int, revenue: Decimal) -> dict:
+    """What a run wrote, said as what it is. Dagster copies a run's metadata onto every partition the run covers, so
+    a count over a range must not pose as each day's `dagster/row_count`: a range run reports its totals under
+    `*_in_range` names next to the range, and only a one-day run also gives the day's row count."""
+    metadata = {
+        "first_day": str(start),
+        "last_day": str(end),
+        "days_in_range": (end - start).days + 1,
+        "rows_in_range": rows,
+        "revenue_in_range": float(revenue),
+    }
+    if start == end:
+        metadata["dagster/row_count"] = rows
+    return metadata
 
 
 def _daily_metrics_asset(table: str, dimension: str | None) -> dg.AssetsDefinition:
@@ -124,13 +140,7 @@ def _daily_metrics_asset(table: str, dimension: str | None) -> dg.AssetsDefiniti
         # Each row's revenue is rounded to cents, so the sum may drift by half a cent per row, no more.
         tolerance = Decimal("0.005") * max(rows, 1)
         return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "first_day": str(params["start"]),
-                "last_day": str(params["end"]),
-                "revenue": float(revenue),
-                "preview": sample,
-            },
+            metadata=_range_metadata(params["start"], params["end"], rows, revenue) | {"preview": sample},
             check_results=[
                 dg.AssetCheckResult(check_name=UNIQUE_CHECK, passed=duplicates == 0, metadata={"duplicates": duplicates}),
                 dg.AssetCheckResult(
