@@ -6,12 +6,17 @@ lines, ``--dup-share`` exact duplicate lines) and then measures, one after the o
 
 * **bare COPY** - one ``COPY`` of the file into an empty text table with the file's columns: server-side
   ``COPY ... FROM '<path>'`` when the server can read the file (the embedded server always can), otherwise
-  ``COPY ... FROM STDIN`` streamed from this machine; the table says which. The floor for any loader on this server.
+  ``COPY ... FROM STDIN`` streamed from this machine; the table says which. The yardstick: raw text, neither typed
+  nor checked nor indexed.
 * **project** - the file dropped into the watched folder until its rows are in ``analytics.transactions``: its key
   is computed (content hash) and registered as an ``upload_files`` partition, then ``raw_uploads`` + ``transactions``
   are materialised in one in-process run, as the upload sensor's run does. Each asset's time is its step duration
   (raw_uploads stages the file, transactions promotes it). The loaded row count must equal rows - bad - duplicates
   from the generator's Summary.
+* **floors** - right after the project's load, its typed rows are copied inside the server (``INSERT ... SELECT``
+  from ``analytics.transactions``, in time order) into an empty table shaped like it, once without indexes and
+  once with its indexes (the unique ``transaction_id`` among them). No parsing, typing, validation or network:
+  the least any loader must spend to end in that table, next to the bare COPY of the raw text.
 * **pandas** - ``pd.read_csv`` + ``DataFrame.to_sql(method=None, chunksize=10000)`` into an empty table, for sizes
   up to ``--skip-to-sql-above``; larger sizes get a linear estimate from the largest size that ran.
 
@@ -58,6 +63,7 @@ from analytics_pipeline.warehouse import db, server
 GENERATOR = Path(__file__).resolve().parent / "generate_transactions.py"
 SCHEMA = "load_benchmark"
 COPY_TABLE = f"{SCHEMA}.bare_copy"
+FLOOR_TABLE = f"{SCHEMA}.typed_floor"
 TO_SQL_TABLE = "to_sql"
 TO_SQL_CHUNK_ROWS = 10_000
 COPY_TARGET, PROJECT_TARGET = 0.5, 10.0  # project throughput vs bare COPY, vs pandas to_sql
@@ -87,6 +93,7 @@ class SizeResult:
     copy: Measurement
     project: Measurement
     steps: list[Measurement]
+    floors: list[Measurement]
     to_sql: Measurement | None = None  # None: skipped, nothing measured to estimate from
 
 
@@ -169,6 +176,24 @@ def project_load(path: str) -> dict:
     with engine.connect() as conn:
         loaded = db.row_count(conn, "transactions")
     return {"seconds": seconds, "steps": steps, "loaded": loaded, "peak_rss": peak_rss_bytes()}
+
+
+def typed_insert(url: str, with_indexes: bool) -> dict:
+    """Copy the loaded, typed transactions into an empty table shaped like them, inside the server."""
+    engine = sa.create_engine(server.psycopg2_url(url))
+    like = "INCLUDING ALL" if with_indexes else "INCLUDING DEFAULTS"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {FLOOR_TABLE} (LIKE analytics.transactions {like})"))
+    with engine.begin() as conn:
+        started = time.perf_counter()
+        rows = conn.execute(
+            sa.text(f"INSERT INTO {FLOOR_TABLE} SELECT * FROM analytics.transactions ORDER BY occurred_at")
+        ).rowcount
+    seconds = time.perf_counter() - started
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {FLOOR_TABLE}"))
+    engine.dispose()
+    return {"seconds": seconds, "loaded": rows}
 
 
 def pandas_to_sql(url: str, path: str) -> dict:
@@ -272,6 +297,10 @@ def empty_targets(bench: Bench, columns: list[str]) -> None:
         conn.execute(sa.text(f"CREATE SCHEMA {SCHEMA}"))
         conn.execute(sa.text(f"CREATE TABLE {COPY_TABLE} ({text_columns})"))
         conn.execute(sa.text(f"TRUNCATE {', '.join('analytics.' + table for table in table_names())}"))
+    checkpoint(bench)
+
+
+def checkpoint(bench: Bench) -> None:
     if bench.target.can_checkpoint:  # so one measurement's dirty pages are not flushed in the next one's time
         with bench.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("CHECKPOINT"))
@@ -306,6 +335,15 @@ def measure_size(bench: Bench, rows: int, to_sql_base: Measurement | None) -> Si
     ]
     print(f"  project: {project.seconds:.1f} s, peak RSS {project.peak_rss / MiB:.0f} MiB")
 
+    floors = []
+    for with_indexes, method in ((False, "floor: typed rows into a table like transactions, no index"),
+                                 (True, "floor: the same with transactions' indexes (unique transaction_id)")):
+        checkpoint(bench)
+        typed = in_fresh_process(typed_insert, url, with_indexes)
+        check_count(method, typed["loaded"], expected)
+        floors.append(Measurement(rows, method, typed["seconds"]))
+        print(f"  {method}: {typed['seconds']:.1f} s")
+
     to_sql = None
     if rows <= args.skip_to_sql_above:
         empty_targets(bench, columns)
@@ -318,7 +356,7 @@ def measure_size(bench: Bench, rows: int, to_sql_base: Measurement | None) -> Si
                              estimated=True)
     empty_targets(bench, columns)
     path.unlink()
-    return SizeResult(rows, expected, loaded["loaded"], copy, project, steps, to_sql)
+    return SizeResult(rows, expected, loaded["loaded"], copy, project, steps, floors, to_sql)
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -334,7 +372,7 @@ def short(rows: int) -> str:
 def table_rows(result: SizeResult, base_rows: int | None) -> list[str]:
     copy_rate = result.copy.rows_per_second
     lines = []
-    for m in [result.copy, result.project, *result.steps, result.to_sql]:
+    for m in [result.copy, result.project, *result.steps, *result.floors, result.to_sql]:
         if m is None:
             lines.append(f"| {result.rows:,} | pandas read_csv + to_sql | not run | | | |")
             continue
@@ -361,6 +399,10 @@ def target_lines(result: SizeResult) -> list[str]:
         basis = " (to_sql estimated)" if result.to_sql.estimated else ""
         lines.append(f"- {short(result.rows)} rows: project / to_sql = {vs_pandas:.1f}x{basis} "
                      f"(target >= {PROJECT_TARGET:.0f}x): {verdict(vs_pandas >= PROJECT_TARGET)}")
+    indexed = result.floors[-1].rows_per_second / result.copy.rows_per_second
+    lines.append(f"- {short(result.rows)} rows: writing the already-typed rows into a table with transactions' "
+                 f"indexes alone runs at {indexed:.2f} x bare COPY, the ceiling for any loader that ends there "
+                 f"(the project reaches {vs_copy / indexed:.0%} of that ceiling)")
     rss = result.project.peak_rss
     lines.append(f"- {short(result.rows)} rows: project peak RSS {rss / MiB:,.0f} MiB (target < 1 GiB at 5M rows: "
                  f"{verdict(rss < RSS_TARGET_BYTES)})")
