@@ -1,5 +1,6 @@
 """`analytics demo` end to end, as a user runs it: a new data directory, the real CLI, a real Postgres."""
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,23 @@ from analytics_pipeline.warehouse import server
 from analytics_pipeline_tests.conftest import ANALYTICS_TABLES, scratch_database
 
 ANALYTICS = str(Path(sys.executable).parent / "analytics")
+
+# Run in the demo's environment: every asset key of the Definitions -> its latest materialisation's status and row
+# count, read from the instance the demo (and the UI) use, through Dagster's own API.
+LATEST_MATERIALISATIONS = """
+import json
+import dagster as dg
+from analytics_pipeline.definitions import defs
+with dg.DagsterInstance.get() as instance:
+    latest = {}
+    for key in defs.resolve_asset_graph().get_all_asset_keys():
+        event = instance.get_latest_materialization_event(key)
+        metadata = event.asset_materialization.metadata if event else None
+        latest[key.to_user_string()] = metadata and {
+            name: metadata[name].value for name in ("status", "dagster/row_count") if name in metadata
+        }
+print(json.dumps(latest))
+"""
 
 
 def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:
@@ -32,6 +50,7 @@ def test_demo_on_an_empty_data_directory_fills_every_table(data_dir):
             assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
             assert "copied 3 sample files" in demo.stdout
             assert "Summary" in demo.stdout and "forecast horizon: 30 days" in demo.stdout
+            assert f"chart: {demo_dir / 'reports' / 'revenue_overview.png'} (all regions; " in demo.stdout
 
             db_url = _run(["db"], env).stdout.strip()
             assert db_url.startswith("postgresql://")
@@ -46,7 +65,24 @@ def test_demo_on_an_empty_data_directory_fills_every_table(data_dir):
             # The demo loads files only: no database or API source is configured, so no watermark is stored.
             assert counts.pop("source_watermarks") == 0
             assert all(count > 0 for count in counts.values()), counts
-            assert runs == 4  # three file loads and one refresh, stored where the UI reads them
+            assert runs == 6  # three file loads, the two source pulls and one refresh, stored where the UI reads them
+
+            # Every asset of the graph has a materialisation, so nothing in the UI waits on a never-run upstream;
+            # the unconfigured sources say so and count no rows.
+            env["DAGSTER_HOME"] = str(demo_dir / "dagster_home")
+            read = subprocess.run(
+                [sys.executable, "-c", LATEST_MATERIALISATIONS], env=env, capture_output=True, text=True, timeout=300
+            )
+            assert read.returncode == 0, read.stderr[-3000:]
+            latest = json.loads(read.stdout.strip().splitlines()[-1])
+            assert latest and all(m is not None for m in latest.values()), latest
+            for source, variable in (
+                ("database_transactions", "ANALYTICS_SOURCE_DATABASE_URL"),
+                ("api_transactions", "ANALYTICS_SOURCE_API_BASE_URL"),
+            ):
+                expected = f"not configured (set {variable}): nothing pulled"
+                assert latest[source] == {"status": expected, "dagster/row_count": 0}
+                assert f"  {source}: {expected} (0 rows)" in demo.stdout
             assert (demo_dir / "dagster_home" / "dagster.yaml").exists()
             assert (demo_dir / "reports" / "revenue_overview.png").exists()
         finally:

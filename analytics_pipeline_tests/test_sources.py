@@ -246,7 +246,9 @@ def test_unconfigured_sources_materialise_and_load_nothing(engine, instance):
         (database_transactions, {"database_source": DatabaseSource()}, "ANALYTICS_SOURCE_DATABASE_URL"),
         (api_transactions, {"api_source": RestApiSource()}, "ANALYTICS_SOURCE_API_BASE_URL"),
     ):
-        assert _pull(asset, instance, **resource)["status"] == f"not configured: set {variable}"
+        pulled = _pull(asset, instance, **resource)
+        assert pulled["status"] == f"not configured (set {variable}): nothing pulled"
+        assert pulled["dagster/row_count"] == 0
     for table in ("transactions", "raw_uploads", "source_watermarks"):
         assert _scalar(engine, f"SELECT count(*) FROM analytics.{table}") == 0
 

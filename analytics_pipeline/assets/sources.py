@@ -83,7 +83,9 @@ def _pull(
 
 def _not_configured(variable: str) -> dg.MaterializeResult:
     """An unconfigured source is a normal state (most deployments use one source or none), not a failure."""
-    return dg.MaterializeResult(metadata={"status": f"not configured: set {variable}", "dagster/row_count": 0})
+    return dg.MaterializeResult(
+        metadata={"status": f"not configured (set {variable}): nothing pulled", "dagster/row_count": 0}
+    )
 
 
 _COMMON = dict(
