@@ -1,19 +1,63 @@
-"""Freshness: the latest daily partition must exist by mid-morning, or the UI says the numbers are stale.
+"""A check every load runs: are its transactions inside the months the daily tables cover?
 
-The per-materialisation checks (one row per key, revenue reconciled with transactions, file and row acceptance,
-grounded narrative) are declared as check_specs on their assets and evaluated in the same run.
+The monthly partitions start in 1900 and end with the current month, so only future-dated rows, or rows before a
+later ANALYTICS_START_DATE, fall outside. Such rows are loaded but never aggregated; the load says so in its
+metadata and fails this check with the fix, instead of the numbers going missing silently.
+
+The other checks (one row per key, revenue reconciled, file and row acceptance, grounded narrative) are declared as
+check_specs on their assets and evaluated in the same run; freshness is a FreshnessPolicy on the daily tables.
 """
 
 import dagster as dg
+import sqlalchemy as sa
 
-from analytics_pipeline.assets.metrics import daily_metrics, daily_region_metrics
+from analytics_pipeline.partitions import START_DATE_ENV, analysed_days
 
-daily_freshness_checks = dg.build_time_partition_freshness_checks(
-    assets=[daily_metrics, daily_region_metrics], deadline_cron="0 3 * * *", timezone="UTC"
-)
+ANALYSED_CHECK = "days_within_analysed_months"
 
-freshness_checks_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=daily_freshness_checks,
-    minimum_interval_seconds=600,  # the deadline is daily; checking every few seconds only fills the Runs page
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
+_OUTSIDE = """
+SELECT count(*) FILTER (WHERE day < :lo) AS before, count(*) FILTER (WHERE day > :hi) AS after,
+       min(day) FILTER (WHERE day < :lo) AS earliest, max(day) FILTER (WHERE day > :hi) AS latest
+FROM analytics.transactions WHERE source = :source
+"""
+
+
+def analysed_check_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        ANALYSED_CHECK,
+        asset=asset,
+        description=(
+            "Every transaction this load wrote falls on a day the daily tables cover (monthly partitions from "
+            f"{START_DATE_ENV}, default 1900-01, to the current month); rows outside are loaded but not analysed."
+        ),
+    )
+
+
+def analysed_check(conn: sa.Connection, source: str) -> tuple[dict, dg.AssetCheckResult]:
+    """Metadata for the load's materialisation and the check result, for the rows with this `source`."""
+    lo, hi = analysed_days()
+    row = conn.execute(sa.text(_OUTSIDE), {"lo": lo, "hi": hi, "source": source}).mappings().one()
+    problems = []
+    if row["before"]:
+        problems.append(
+            f"{row['before']:,} rows fall before {lo} (earliest {row['earliest']}): set {START_DATE_ENV}="
+            f"{row['earliest']:%Y-%m}-01 or earlier (or unset it; the default starts in 1900), restart Dagster and "
+            "backfill the new months"
+        )
+    if row["after"]:
+        problems.append(
+            f"{row['after']:,} rows are dated after {hi} (latest {row['latest']}), in a month that has not begun: "
+            "check the file's dates and time zone; they are aggregated once their month arrives"
+        )
+    outside = row["before"] + row["after"]
+    metadata = {"rows_outside_analysed_months": outside, "analysed_months": f"{lo:%Y-%m}..{hi:%Y-%m}"}
+    return metadata, dg.AssetCheckResult(
+        check_name=ANALYSED_CHECK,
+        passed=outside == 0,
+        description="; ".join(problems) or None,
+        metadata=metadata,
+    )
+
+
+def nothing_loaded(reason: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(check_name=ANALYSED_CHECK, passed=True, description=f"nothing loaded: {reason}")

@@ -7,7 +7,6 @@ import typing
 import dagster as dg
 
 from analytics_pipeline.assets import anomalies, charts, forecasting, insights, metrics, sources, transactions, uploads
-from analytics_pipeline.checks import daily_freshness_checks, freshness_checks_sensor
 from analytics_pipeline.jobs import api_pull_job, daily_refresh_job, database_pull_job, ingest_upload_job
 from analytics_pipeline.resources import (
     API_SOURCE_PREFIX,
@@ -51,8 +50,7 @@ defs = dg.Definitions(
         [uploads, transactions, sources, metrics, forecasting, anomalies, insights, charts]
     ),
     jobs=[ingest_upload_job, daily_refresh_job, database_pull_job, api_pull_job],
-    asset_checks=daily_freshness_checks,
-    sensors=[upload_sensor, touched_days_sensor, freshness_checks_sensor],
+    sensors=[upload_sensor, touched_days_sensor],
     schedules=[daily_refresh_schedule, database_pull_schedule, api_pull_schedule],
     # Steps are SQL statements Postgres runs and a little pandas: one process per run beats a process per step
     # (seconds of start-up each), and the warehouse pool already bounds concurrent writers across runs.

@@ -8,12 +8,13 @@ ingest_upload_job = dg.define_asset_job(
     description="Stage one uploaded file and load its transactions (one partition = one file).",
 )
 
-# The daily metrics and everything computed from them. Runs take one day (schedule) or a day range through the
-# partition-range tags (refresh sensor, backfills); the downstream analytics are unpartitioned and recompute once.
+# The daily metrics and everything computed from them. Runs take one month partition (schedule) or a range of months
+# through the partition-range tags (refresh sensor, demo, backfills); the downstream analytics are unpartitioned and
+# recompute once.
 daily_refresh_job = dg.define_asset_job(
     "daily_refresh_job",
     selection=dg.AssetSelection.groups("metrics", "forecasting", "insights", "reporting"),
-    description="Recompute daily metrics for a day or day range, then forecasts, anomalies, insights and charts.",
+    description="Recompute daily metrics for a month or range of months, then forecasts, anomalies, insights, charts.",
 )
 
 database_pull_job = dg.define_asset_job(

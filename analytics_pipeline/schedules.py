@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 
 from analytics_pipeline.jobs import api_pull_job, daily_refresh_job, database_pull_job
+from analytics_pipeline.partitions import month_key
 from analytics_pipeline.resources import API_SOURCE_URL_ENV, DATABASE_SOURCE_URL_ENV
 
 
@@ -14,11 +15,14 @@ from analytics_pipeline.resources import API_SOURCE_URL_ENV, DATABASE_SOURCE_URL
     cron_schedule="15 1 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every night at 01:15 UTC: yesterday's daily metrics, then forecasts, anomalies, insights, charts.",
+    description=(
+        "Every night at 01:15 UTC: the daily metrics of the month holding yesterday (its partition), then "
+        "forecasts, anomalies, insights, charts."
+    ),
 )
 def daily_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    yesterday = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-%d")
-    return dg.RunRequest(run_key=yesterday, partition_key=yesterday)
+    yesterday = (context.scheduled_execution_time - timedelta(days=1)).date()
+    return dg.RunRequest(run_key=str(yesterday), partition_key=month_key(yesterday))
 
 
 def _hourly_pull(job, minute: int, url_env: str) -> dg.ScheduleDefinition:

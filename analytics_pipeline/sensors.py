@@ -11,7 +11,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.jobs import daily_refresh_job, ingest_upload_job
-from analytics_pipeline.partitions import daily, upload_files
+from analytics_pipeline.partitions import months_for, upload_files
 from analytics_pipeline.resources import UploadFolders, Warehouse
 
 # A file must look the same on two ticks in a row (or be older than this) before it is read: a copy in progress
@@ -114,9 +114,9 @@ def _loaded_content(warehouse: Warehouse, hashes: list[str]) -> dict[str, str]:
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "After transactions load (from a file, the database source or the API source), refreshes exactly the "
-        "days they touched: one run of daily_refresh_job over the day range (first_day..last_day from the loads' "
-        "metadata), then forecasts, anomalies, insights and charts downstream."
+        "After transactions load (from a file, the database source or the API source), refreshes the months they "
+        "touched: one run of daily_refresh_job over the month partitions holding first_day..last_day of the loads' "
+        "metadata, then forecasts, anomalies, insights and charts downstream."
     ),
 )
 def touched_days_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
@@ -134,16 +134,19 @@ def touched_days_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     touched = [days for days in (_days(record.asset_materialization.metadata) for record in records) if days]
     if not touched:
         return dg.SensorResult(skip_reason="the new loads hold no valid transactions", cursor=cursor)
-    # Days outside the partitions (before the start date, or today, which is not complete yet) are not refreshed.
-    start = max(min(first for first, _ in touched), daily.get_first_partition_key())
-    end = min(max(last for _, last in touched), daily.get_last_partition_key())
-    if start > end:
-        return dg.SensorResult(skip_reason=f"the loads touched no day from {start} to {end}", cursor=cursor)
+    first, last = min(first for first, _ in touched), max(last for _, last in touched)
+    # Days outside the monthly partitions (future months, or before ANALYTICS_START_DATE) are clipped; the loads'
+    # days_within_analysed_months check already reports them.
+    months = months_for(first, last)
+    if months is None:
+        return dg.SensorResult(
+            skip_reason=f"the loads touched only {first}..{last}, outside the analysed months", cursor=cursor
+        )
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
                 run_key=f"refresh-{cursor}",
-                tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+                tags={ASSET_PARTITION_RANGE_START_TAG: months[0], ASSET_PARTITION_RANGE_END_TAG: months[1]},
             )
         ],
         cursor=cursor,

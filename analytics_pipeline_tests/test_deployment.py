@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import dockerfile
 import yaml
 
-from analytics_pipeline import paths
+from analytics_pipeline import partitions, paths
 from analytics_pipeline.ingestion import settings as ingestion_settings
 from analytics_pipeline.resources import API_SOURCE_PREFIX, DATABASE_SOURCE_PREFIX, DatabaseSource, RestApiSource
 from analytics_pipeline.warehouse import server
@@ -37,7 +37,7 @@ PROJECT_VARIABLES = {
     server.DATABASE_URL_ENV,
     paths.DATA_DIR_ENV,
     ingestion_settings.MAPPINGS_ENV,
-    "ANALYTICS_START_DATE",
+    partitions.START_DATE_ENV,
     "ANALYTICS_MAX_RUNS_PER_TICK",
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
@@ -191,7 +191,7 @@ def test_docker_compose_environment_loads_the_definitions_with_the_code_defaults
     probe = (
         "from analytics_pipeline import partitions, sensors\n"
         "import analytics_pipeline.definitions as d\n"
-        "print(partitions.daily.start.date(), sensors.MAX_RUNS_PER_TICK, type(d.defs.resources['openai']).__name__,\n"
+        "print(partitions.monthly.start.date(), sensors.MAX_RUNS_PER_TICK, type(d.defs.resources['openai']).__name__,\n"
         "      d.defs.resources['database_source'].url, d.defs.resources['api_source'].base_url)\n"
     )
 

@@ -168,29 +168,33 @@ def test_daily_checks_ran_and_passed(loaded):
     assert totals.metadata["transactions"].value == pytest.approx(loaded["truth"]["amount"].sum(), abs=0.01)
 
 
-def test_daily_row_counts_are_per_day_only_when_a_run_covers_one_day(loaded):
-    """A range run's totals are copied onto every partition it covers: they are named as the range's, not the day's."""
+def test_daily_row_counts_are_per_month_only_when_a_run_covers_one_month(loaded):
+    """A range run's totals are copied onto every partition it covers: they are named as the range's, not a month's."""
     truth, engine = loaded["truth"], loaded["engine"]
     start, end = truth["day"].min(), truth["day"].max()
+    first = start.replace(day=1)  # the range is whole months: from the first day of the first one
+    last = (pd.Timestamp(end) + pd.offsets.MonthEnd(0)).date()  # to the last day of the last one
     with engine.connect() as conn:
         held = conn.execute(sa.text("SELECT count(*) FROM analytics.daily_region_metrics")).scalar_one()
         revenue = float(conn.execute(sa.text("SELECT sum(revenue) FROM analytics.daily_region_metrics")).scalar_one())
     ranged = loaded["result"].asset_materializations_for_node("daily_region_metrics")
-    assert len(ranged) == (end - start).days + 1  # one materialisation per day of the range, all the same metadata
+    months = pd.period_range(start, end, freq="M").strftime("%Y-%m").tolist()
+    assert sorted(m.partition for m in ranged) == months  # one materialisation per month, all the same metadata
     for materialization in ranged:
         metadata = {k: v.value for k, v in materialization.metadata.items()}
         assert "dagster/row_count" not in metadata
-        assert (metadata["first_day"], metadata["last_day"]) == (str(start), str(end))
-        assert (metadata["days_in_range"], metadata["rows_in_range"]) == (len(ranged), held)
+        assert (metadata["first_day"], metadata["last_day"]) == (str(first), str(last))
+        assert (metadata["days_in_range"], metadata["rows_in_range"]) == ((last - first).days + 1, held)
         assert metadata["revenue_in_range"] == pytest.approx(revenue, abs=0.01)
 
     day = str(end)
     with engine.connect() as conn:
-        on_day = conn.execute(
-            sa.text("SELECT count(*) FROM analytics.daily_region_metrics WHERE day = :day"), {"day": day}
+        in_month = conn.execute(
+            sa.text("SELECT count(*) FROM analytics.daily_region_metrics WHERE date_trunc('month', day) = :first"),
+            {"first": end.replace(day=1)},
         ).scalar_one()
     single = refresh_days(loaded["instance"], day, day, selection=["daily_region_metrics"])
     [materialization] = single.asset_materializations_for_node("daily_region_metrics")
-    assert materialization.partition == day
+    assert materialization.partition == months[-1]
     assert materialization.metadata["dagster/row_count"].value == materialization.metadata["rows_in_range"].value
-    assert materialization.metadata["dagster/row_count"].value == on_day > 0
+    assert materialization.metadata["dagster/row_count"].value == in_month > 0

@@ -2,6 +2,7 @@
 
 import os
 import time
+from datetime import date
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -75,8 +76,9 @@ def test_loaded_days_are_refreshed_as_one_range_run(instance, folders, engine):
     context = dg.build_sensor_context(instance=instance)
     result = touched_days_sensor(context)
     [request] = result.run_requests
-    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-01-02"
-    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-11-20"
+    # The file holds 2026-01-02..2026-11-20: the months holding those days.
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-01"
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-11"
 
     again = touched_days_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
     assert not again.run_requests
@@ -115,6 +117,19 @@ def test_loads_from_the_other_sources_refresh_their_days_too(instance):
         )
     [request] = touched_days_sensor(dg.build_sensor_context(instance=instance)).run_requests
     assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
-        "2026-02-20",
-        "2026-03-09",
+        "2026-02",
+        "2026-03",
+    )
+
+
+def test_loads_of_any_year_are_refreshed_and_future_days_are_clipped(instance):
+    """History from 1998 needs no setting; days after the current month have no partition yet."""
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key="transactions", metadata={"first_day": "1998-01-05", "last_day": "2999-01-01"})
+    )
+    [request] = touched_days_sensor(dg.build_sensor_context(instance=instance)).run_requests
+    this_month = date.today().strftime("%Y-%m")
+    assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+        "1998-01",
+        this_month,
     )

@@ -4,7 +4,8 @@ One stack serves the whole module. Files are dropped into its watched folder onc
 1. the files are loaded by the sensor's runs, bad rows and the bad file say why, and the touched days are refreshed;
 2. a run launched from the asset graph in Chromium (one partition chosen in the dialog) succeeds;
 3. the lineage read through GraphQL has every edge of the pipeline, and the asset graph renders;
-4. a backfill of the daily metrics over a date range, launched from the partition dialog, runs as one run.
+4. a backfill of the daily metrics over a range of months, launched from the partition dialog, runs as one run.
+Nothing is configured: the monthly partitions start in 1900, as a user who has set nothing sees them.
 Screenshots land in test-artifacts/ui/; with UPDATE_SCREENSHOTS=1 the README ones are copied to docs/screenshots/.
 """
 
@@ -76,7 +77,6 @@ def stack(data_dir) -> Iterator[Stack]:
     data.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", server.DATABASE_URL_ENV)}
     env["ANALYTICS_DATA_DIR"] = str(data)
-    env["ANALYTICS_START_DATE"] = GOOD["start"].isoformat()  # partitions where the data is
     configured = server.configured_url()
     with scratch_database(configured) if configured else _no_database() as url:
         if url:
@@ -306,10 +306,15 @@ def _refreshed(stack: Stack) -> bool:
 
 
 def _run_range(run: dict) -> tuple[date, date]:
-    return (
-        date.fromisoformat(run["tags"]["dagster/asset_partition_range_start"]),
-        date.fromisoformat(run["tags"]["dagster/asset_partition_range_end"]),
-    )
+    """The days of the months a refresh run covered."""
+    first, last = (_month(run["tags"][f"dagster/asset_partition_range_{end}"]) for end in ("start", "end"))
+    return first[0], last[-1]
+
+
+def _month(key: str) -> list[date]:
+    """The days of the month partition `key` (YYYY-MM)."""
+    first = date.fromisoformat(f"{key}-01")
+    return _days(first, (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1))
 
 
 def _revenue(path: Path) -> Decimal:
@@ -466,22 +471,23 @@ RUN_ASSETS = {  # asset -> its group in the graph's tree
 
 def test_a_run_launched_from_the_asset_graph_succeeds(stack: Stack, dropped: Drop, page: Page):
     day = SOME_BAD["end"]
+    month = f"{day:%Y-%m}"
     _rows(stack, "DELETE FROM analytics.daily_metrics WHERE day = :day", day=day)  # the run must write it again
 
     _select_assets(page, RUN_ASSETS)
     dialog = _open_partition_dialog(page, len(RUN_ASSETS))
-    _choose_partitions(dialog, day.isoformat(), 1)
+    _choose_partitions(dialog, month, 1)
     dialog.get_by_role("button", name="Launch 1 run").click()
     run_id = _toast_link(page, "/runs/").removeprefix("/runs/")
 
     run = _wait_for_run(stack, run_id)
     assert run["status"] == "SUCCESS", run
-    assert run["tags"]["dagster/partition"] == day.isoformat() and run["tags"]["dagster/from_ui"] == "true"
+    assert run["tags"]["dagster/partition"] == month and run["tags"]["dagster/from_ui"] == "true"
     assert {k["path"][0] for k in run["assetSelection"]} == set(RUN_ASSETS)
     assert {s["stepKey"]: s["status"] for s in run["stepStats"] if s["stepKey"] in RUN_ASSETS} == {
         name: "SUCCESS" for name in RUN_ASSETS}
     materialized = {(m["assetKey"]["path"][0], m["partition"]) for m in run["assetMaterializations"]}
-    assert materialized == {("daily_metrics", day.isoformat())} | {(n, None) for n in list(RUN_ASSETS)[1:]}
+    assert materialized == {("daily_metrics", month)} | {(n, None) for n in list(RUN_ASSETS)[1:]}
     [(revenue,)] = _rows(stack, "SELECT revenue FROM analytics.daily_metrics WHERE day = :day", day=day)
     [(expected,)] = _rows(stack, "SELECT round(sum(amount), 2) FROM analytics.transactions WHERE day = :day", day=day)
     assert revenue == expected
@@ -557,18 +563,20 @@ def test_the_lineage_has_every_edge_and_the_asset_graph_shows_it(stack: Stack, d
 
 # ------------------------------------------------------------------------------------------------ journey 4
 
-BACKFILL_DAYS = (SOME_BAD["end"] - timedelta(days=13), SOME_BAD["end"])
+# The month of the billing file's last day and the one before it.
+BACKFILL_MONTHS = (f"{SOME_BAD['end'].replace(day=1) - timedelta(days=1):%Y-%m}", f"{SOME_BAD['end']:%Y-%m}")
 
 
 def test_a_backfill_from_the_partition_dialog_is_one_run_over_the_range(stack: Stack, dropped: Drop, page: Page):
-    first, last = BACKFILL_DAYS
-    days = _days(first, last)
+    in_months = _month(BACKFILL_MONTHS[0]) + _month(BACKFILL_MONTHS[1])
+    first, last = in_months[0], in_months[-1]
+    days = [d for d in in_months if d <= SOME_BAD["end"]]  # the data ends there: no row is invented after it
     for table in DAILY:  # emptied, so what the tables hold afterwards is what the backfill wrote
         _rows(stack, f"DELETE FROM analytics.{table} WHERE day BETWEEN :first AND :last", first=first, last=last)
 
     _select_assets(page, {name: "metrics" for name in DAILY})
     dialog = _open_partition_dialog(page, len(DAILY))
-    _choose_partitions(dialog, f"[{first.isoformat()}...{last.isoformat()}]", len(days))
+    _choose_partitions(dialog, f"[{BACKFILL_MONTHS[0]}...{BACKFILL_MONTHS[1]}]", len(BACKFILL_MONTHS))
     dialog.get_by_role("button", name="Launch backfill").click()
     backfill_id = _toast_link(page, "/runs/b/").removeprefix("/runs/b/")
 
@@ -579,13 +587,12 @@ def test_a_backfill_from_the_partition_dialog_is_one_run_over_the_range(stack: S
 
     backfill = _wait_for(finished, RUN_TIMEOUT, f"backfill {backfill_id}")
     assert backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), backfill
-    assert sorted(backfill["partitionNames"]) == [d.isoformat() for d in days]
+    assert sorted(backfill["partitionNames"]) == list(BACKFILL_MONTHS)
     assert {k["path"][0] for k in backfill["assetSelection"]} == set(DAILY)
     [run] = backfill["runs"]  # single-run backfill policy: the whole range in one run
     tags = {t["key"]: t["value"] for t in run["tags"]}
     assert run["status"] == "SUCCESS"
-    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
-        first.isoformat(), last.isoformat())
+    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == BACKFILL_MONTHS
     assert [r for r in _runs(stack) if r["tags"].get("dagster/backfill") == backfill_id][0]["runId"] == run["runId"]
 
     per_day = dict(_rows(stack, "SELECT day, round(sum(amount), 2) FROM analytics.transactions "

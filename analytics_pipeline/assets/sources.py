@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 import dagster as dg
 import sqlalchemy as sa
 
+from analytics_pipeline.checks import analysed_check, analysed_check_spec, nothing_loaded
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.ingestion.records import Pull
 from analytics_pipeline.resources import (
@@ -59,6 +60,7 @@ def _pull(
         with read(since) as pages:
             canonical.stage(conn, key, pull.batches(pages, key))
         summary = canonical.promote(conn, key)
+        coverage, coverage_check = analysed_check(conn, key)
         conn.execute(
             sa.text(_ADVANCE_WATERMARK),
             {"source": source_id, "watermark": pull.watermark, "rows_pulled": pull.rows_read},
@@ -68,7 +70,9 @@ def _pull(
         f"{summary.rows_loaded} loaded, {summary.rows_rejected} rejected; watermark now {pull.watermark!r}"
     )
     return dg.MaterializeResult(
+        check_results=[coverage_check],
         metadata=summary.metadata()
+        | coverage
         | {
             "status": "loaded" if pull.rows_read else "no new rows",
             "source": source_id,
@@ -83,8 +87,9 @@ def _pull(
 
 def _not_configured(variable: str) -> dg.MaterializeResult:
     """An unconfigured source is a normal state (most deployments use one source or none), not a failure."""
+    status = f"not configured (set {variable}): nothing pulled"
     return dg.MaterializeResult(
-        metadata={"status": f"not configured (set {variable}): nothing pulled", "dagster/row_count": 0}
+        metadata={"status": status, "dagster/row_count": 0}, check_results=[nothing_loaded(status)]
     )
 
 
@@ -98,6 +103,7 @@ _COMMON = dict(
 
 @dg.asset(
     kinds={"postgres", "sqlalchemy"},
+    check_specs=[analysed_check_spec("database_transactions")],
     description=(
         "New and changed rows of an operational database's table or query (ANALYTICS_SOURCE_DATABASE_*), read above "
         "the stored updated-at or id watermark through a server-side cursor, typed like uploaded files into "
@@ -117,6 +123,7 @@ def database_transactions(
 
 @dg.asset(
     kinds={"postgres", "api"},
+    check_specs=[analysed_check_spec("api_transactions")],
     description=(
         "New and changed records of a paginated JSON API (ANALYTICS_SOURCE_API_*; next-link or page-number "
         "pagination), requested with the stored watermark and retried with backoff on 429/5xx, typed like uploaded "

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
+from analytics_pipeline.checks import analysed_check, analysed_check_spec, nothing_loaded
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.ingestion.settings import settings_for
 from analytics_pipeline.partitions import upload_files
@@ -47,7 +48,8 @@ UPDATE analytics.ingested_files SET status = 'replaced', reason = :reason WHERE 
             ACCEPTED_ROWS_CHECK,
             asset="transactions",
             description="Rejected rows stay under the file's allowed share; warns when the whole file is quarantined.",
-        )
+        ),
+        analysed_check_spec("transactions"),
     ],
     metadata=table_metadata("transactions"),
     description=(
@@ -109,11 +111,12 @@ def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folder
                 "last_day": summary.last_day if loaded else None,
             },
         )
+        coverage, coverage_check = analysed_check(conn, key)
     context.log.info(f"{key}: {status}, {loaded} loaded, {summary.rows_rejected} rejected")
     # Days to refresh: this version's, and those of any older version whose rows it just replaced.
     days = [d for v in older_versions for d in (v["first_day"], v["last_day"]) if d]
     days += [summary.first_day, summary.last_day] if loaded and summary.first_day else []
-    metadata = summary.metadata() | {
+    metadata = summary.metadata() | coverage | {
         "status": status,
         "dagster/row_count": loaded,
         "first_day": str(min(days)) if days else "",
@@ -128,7 +131,8 @@ def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folder
                 severity=dg.AssetCheckSeverity.WARN,
                 description=reason,
                 metadata={"rejected_share": round(share, 4), "allowed_share": settings.max_rejected_share},
-            )
+            ),
+            coverage_check,
         ],
     )
 
@@ -139,6 +143,7 @@ def _skipped(status: str, reason: str) -> dg.MaterializeResult:
         check_results=[
             dg.AssetCheckResult(
                 check_name=ACCEPTED_ROWS_CHECK, passed=True, description=f"nothing to load: {reason}"
-            )
+            ),
+            nothing_loaded(reason),
         ],
     )
