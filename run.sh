@@ -30,9 +30,36 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
+# The tests also need two Debian packages: chromium (the UI journeys drive it through Playwright; no browser is
+# downloaded) and docker-compose (validates docker-compose.yml without a Docker engine). Installed here when missing,
+# as root or through passwordless sudo; otherwise the exact command is printed and the tests do not start.
+test_system_packages() {
+    local missing=()
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+    [ ${#missing[@]} -eq 0 ] && return
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo=(sudo)
+        else
+            echo "The tests need Debian's ${missing[*]}. Install them, then run ./run.sh test again:" >&2
+            echo "    sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+            exit 1
+        fi
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "The tests need ${missing[*]} (/usr/bin/chromium and docker-compose); install them with your package manager." >&2
+        exit 1
+    fi
+    echo "installing ${missing[*]} for the tests (apt-get)" >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
 command="${1:-demo}"
 [ $# -gt 0 ] && shift
 case "$command" in
-    test) exec .venv/bin/python -m pytest "$@" ;;
+    test) test_system_packages; exec .venv/bin/python -m pytest "$@" ;;
     *) exec .venv/bin/analytics "$command" "$@" ;;
 esac
