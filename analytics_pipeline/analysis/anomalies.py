@@ -26,6 +26,10 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["day", "metric", "actual", "expected", "score", "direction", "reason"]
+WINDOW_WEEKS = 8  # the baseline is the same weekday over this many trailing weeks
+THRESHOLD = 4.0  # |score| from which a day is flagged
+MIN_HISTORY_WEEKS = 3  # same-weekday values a baseline needs, so ...
+MIN_SCORED_DAYS = 7 * MIN_HISTORY_WEEKS + 1  # ... the first day that can be scored is this one
 MAD_TO_SIGMA = 1.4826  # MAD of a normal sample times this estimates its std
 REL_FLOOR = 0.05  # scale is at least 5% of the expected value ...
 TYPICAL_FLOOR = 0.01  # ... and (linear scale only) 1% of the metric's typical non-zero size
@@ -121,9 +125,9 @@ def _detect_one(
 def detect_anomalies(
     series: pd.DataFrame,
     metrics: Sequence[str] = ("revenue", "orders", "avg_order_value"),
-    window_weeks: int = 8,
-    threshold: float = 4.0,
-    min_history_weeks: int = 3,
+    window_weeks: int = WINDOW_WEEKS,
+    threshold: float = THRESHOLD,
+    min_history_weeks: int = MIN_HISTORY_WEEKS,
 ) -> pd.DataFrame:
     """Flag days whose metric is far from the usual value for that weekday.
 

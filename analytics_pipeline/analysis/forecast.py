@@ -3,8 +3,8 @@
 The model is deliberately small (ridge regression on log1p) so it refits in well under
 a second on every materialisation, is deterministic and is explainable on a dashboard.
 Short, flat, all-zero or intermittent histories fall back to a weekly seasonal naive
-forecast instead of raising: an asset that fails on a quiet store is worse than one
-that says "not enough data yet".
+forecast, and a history too short even for that yields no rows, instead of raising:
+an asset that fails on a quiet store is worse than one that says "not enough data yet".
 """
 
 from __future__ import annotations
@@ -15,6 +15,12 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import Ridge
 
+from analytics_pipeline.analysis.history import too_short
+
+HORIZON_DAYS = 30  # days forecast after the last day of history
+INTERVAL = 0.8  # nominal coverage of the prediction interval
+# Two weeks: every weekday seen twice, so the seasonal-naive rule's own errors can size its interval.
+MIN_FORECAST_DAYS = 14
 MIN_MODEL_DAYS = 70  # ~10 weeks: below this the regression has too little to learn from
 MIN_ORIGIN = 56  # a backtest origin needs 8 weeks behind it (4 weeks of lags + 4 of rows)
 BACKTEST_ORIGINS = 8  # weekly origins reported in the backtest
@@ -23,6 +29,7 @@ HALF_LIFE_DAYS = 120.0  # recency weighting of training rows
 RIDGE_ALPHA = 1.0
 MODEL_METHOD = "ridge regression on log1p (trend, weekday, closures, same-weekday lags)"
 NAIVE_METHOD = "seasonal naive (weekly: mean of the last 4 same weekdays)"
+NO_FORECAST = "none"
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ class Forecast:
     frame: pd.DataFrame
     method: str
     backtest: Backtest | None
-    note: str  # why the fallback was used; empty for the regression model
+    note: str  # why the regression model was not used (no rows, or the fallback); empty for the model
 
 
 def _frame(last_day: pd.Timestamp, point, lower, upper) -> pd.DataFrame:
@@ -193,26 +200,22 @@ def _model_forecast(y: pd.Series, horizon: int, interval: float) -> tuple[pd.Dat
 
 
 def _naive_forecast(y: pd.Series, horizon: int, interval: float, clip: bool) -> pd.DataFrame:
-    """Mean of the last 4 same weekdays; interval from in-history residuals of that
-    rule, or (under 2 weeks of history) +/- one std of history / 50% of a lone value."""
+    """Mean of the last 4 same weekdays; interval from the in-history residuals of that
+    rule (at least MIN_FORECAST_DAYS - 7 of them)."""
     values, n = y.to_numpy(), len(y)
     by_dow = y.iloc[-28:].groupby(y.index[-28:].day_of_week).mean()
     days = pd.date_range(y.index[-1] + pd.Timedelta(days=1), periods=horizon, freq="D")
-    point = np.array([by_dow.get(d, values.mean()) for d in days.day_of_week], dtype=float)
+    point = np.array([by_dow[d] for d in days.day_of_week], dtype=float)
     resid = [values[t] - values[max(t % 7, t - 28) : t : 7].mean() for t in range(7, n)]
-    if len(resid) >= 7:
-        lo_q, hi_q = np.quantile(resid, [(1 - interval) / 2, (1 + interval) / 2])
-        lower, upper = point + min(lo_q, 0.0), point + max(hi_q, 0.0)
-    else:
-        half = values.std() if n >= 2 and values.std() > 0 else 0.5 * abs(values.mean())
-        lower, upper = point - half, point + half
+    lo_q, hi_q = np.quantile(resid, [(1 - interval) / 2, (1 + interval) / 2])
+    lower, upper = point + min(lo_q, 0.0), point + max(hi_q, 0.0)
     if clip:
         point, lower, upper = (np.clip(a, 0, None) for a in (point, lower, upper))
     return _frame(y.index[-1], point, lower, upper)
 
 
 def forecast_series(
-    history: pd.DataFrame, value: str = "revenue", horizon: int = 30, interval: float = 0.8
+    history: pd.DataFrame, value: str = "revenue", horizon: int = HORIZON_DAYS, interval: float = INTERVAL
 ) -> Forecast:
     """Forecast `value` for `horizon` days after the last day in `history`.
 
@@ -222,16 +225,18 @@ def forecast_series(
     y[t-7] on the *same* backtest points (not the usual in-sample scaling), so < 1 means
     better than "same day last week"; coverage = share of actuals within the interval.
 
-    Never raises for short, flat, all-zero or empty data (the fallback carries a
-    `note`; an empty history yields an empty frame). Raises ValueError for a missing
-    `day`/`value` column, horizon < 1 or interval outside (0, 1).
+    Never raises for short, flat, all-zero or empty data: under MIN_FORECAST_DAYS days
+    (empty included) the frame is empty, from there to MIN_MODEL_DAYS, or for data the
+    model cannot use, it is the seasonal naive forecast; either way `note` says why.
+    Raises ValueError for a missing `day`/`value` column, horizon < 1 or interval
+    outside (0, 1).
     """
     if horizon < 1 or not 0 < interval < 1:
         raise ValueError("horizon must be >= 1 and interval in (0, 1)")
     y = _daily_values(history, value)
-    if y.empty:
-        empty = _frame(pd.Timestamp(0), *([np.zeros(0)] * 3))
-        return Forecast(empty, NAIVE_METHOD, None, "no history: nothing to forecast")
+    if short := too_short(len(y), MIN_FORECAST_DAYS, "the forecast"):
+        empty = _frame(y.index[-1] if len(y) else pd.Timestamp(0), *([np.zeros(0)] * 3))
+        return Forecast(empty, NO_FORECAST, None, short)
     clip, note = bool((y >= 0).all()), ""
     if (y == 0).all():
         note = "all values are zero"
@@ -242,7 +247,7 @@ def forecast_series(
     elif (y == 0).mean() > 0.5:
         note = "intermittent series (most days are zero); log-scale regression would be biased"
     elif len(y) < MIN_MODEL_DAYS:
-        note = f"only {len(y)} days of history; the regression model needs {MIN_MODEL_DAYS}"
+        note = too_short(len(y), MIN_MODEL_DAYS, "the regression model")
     if note:
         return Forecast(_naive_forecast(y, horizon, interval, clip), NAIVE_METHOD, None, note)
     frame, backtest = _model_forecast(y, horizon, interval)

@@ -10,8 +10,12 @@ import re
 
 import pandas as pd
 
+from analytics_pipeline.analysis.forecast import HORIZON_DAYS
+
 MAX_NAME, MAX_REASON, MAX_FACTS_BYTES = 40, 160, 4000
-WINDOWS, MOVER_DAYS, TOP_MOVERS, MAX_ANOMALIES, FORECAST_DAYS = (7, 28), 28, 3, 5, 30
+WINDOWS, MOVER_DAYS, TOP_MOVERS, MAX_ANOMALIES = (7, 28), 28, 3, 5
+MIN_COMPARISON_DAYS = 2 * WINDOWS[0]  # the shortest window and the one before it
+NO_HISTORY_NARRATIVE = "Not enough data yet: there is no sales history to report on."
 SYSTEM_PROMPT = (
     "You write short narratives for a daily sales dashboard. Use only numbers that appear in the "
     "facts JSON, copied exactly or rounded: money with thousands separators and two decimals, "
@@ -76,11 +80,11 @@ def _movers(frame: pd.DataFrame, latest: pd.Timestamp | None) -> dict:
 
 
 def _forecast_facts(forecast: pd.DataFrame, latest: pd.Timestamp | None) -> dict | None:
-    """Next-30-day and first-week totals; bounds are sums of daily bounds (conservative)."""
+    """Forecast-horizon and first-week totals; bounds are sums of daily bounds (conservative)."""
     if forecast is None or "day" not in forecast:
         return None
     rows = forecast.assign(day=pd.to_datetime(forecast["day"])).sort_values("day")
-    rows = (rows[rows["day"] > latest] if latest is not None else rows).head(FORECAST_DAYS)
+    rows = (rows[rows["day"] > latest] if latest is not None else rows).head(HORIZON_DAYS)
     block = lambda part: {  # noqa: E731
         "days": len(part), "start": _iso(part["day"].min()), "end": _iso(part["day"].max()),
         **{k: _money(part[c].sum()) for k, c in zip(("total", "lower", "upper"),
@@ -141,7 +145,7 @@ def _change(d: dict, count: bool = False) -> str:
 def offline_narrative(facts: dict) -> str:
     """Deterministic three-part narrative stating only numbers present in `facts`."""
     if facts.get("latest_day") is None:
-        return "What changed: no sales data is available yet, so there is nothing to report."
+        return NO_HISTORY_NARRATIVE
     windows = list({w["start"]: w for w in facts["windows"].values() if w}.values())  # dedupe
     changed, why, todo = [f"Data up to {facts['latest_day']}."], [], []
     for w in windows:

@@ -4,7 +4,8 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from analytics_pipeline.analysis.anomalies import detect_anomalies
+from analytics_pipeline.analysis.anomalies import MIN_SCORED_DAYS, REL_FLOOR, THRESHOLD, WINDOW_WEEKS, detect_anomalies
+from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import series
 from analytics_pipeline.warehouse.contract import table_metadata
@@ -14,6 +15,8 @@ METRICS = ("revenue", "orders", "avg_order_value")
 # a "spike" against a median of zero. Such regions are listed in the metadata instead of flooding the table.
 MAX_ZERO_SHARE = 0.2
 
+_ROW = ["day", "metric", "segment", "actual", "expected", "score", "direction", "reason"]
+_NONE = pd.DataFrame(columns=_ROW)  # what is found when nothing can be scored
 _INSERT = """
 INSERT INTO analytics.metric_anomalies (day, metric, segment, actual, expected, score, direction, reason)
 VALUES (:day, :metric, :segment, :actual, :expected, :score, :direction, :reason)
@@ -30,32 +33,26 @@ VALUES (:day, :metric, :segment, :actual, :expected, :score, :direction, :reason
     description=(
         "Days whose revenue, orders or average order value break from their recent pattern, overall (segment "
         "'total') and per region. Each day is scored against the median of the same weekday over the trailing "
-        "8 weeks, on a log scale (retail noise is multiplicative), divided by a robust spread (the weekday's "
-        "median absolute deviation, the recent residual spread, or a 5% floor, whichever is largest); |score| >= 4 "
-        "is flagged as a spike or a drop, with the expected value, the actual value and a one-line reason. A "
-        "closure that recurs on the same date as last year is not an anomaly. Regions with no sales on more than "
-        f"{MAX_ZERO_SHARE:.0%} of days have no weekday pattern to break and are not scored (listed in metadata)."
+        f"{WINDOW_WEEKS} weeks, on a log scale (retail noise is multiplicative), divided by a robust spread (the "
+        f"weekday's median absolute deviation, the recent residual spread, or a {REL_FLOOR:.0%} floor, whichever is "
+        "largest); "
+        f"|score| >= {THRESHOLD:g} is flagged as a spike or a drop, with the expected value, the actual value and a "
+        "one-line reason. A closure that recurs on the same date as last year is not an anomaly. Regions with no "
+        f"sales on more than {MAX_ZERO_SHARE:.0%} of days have no weekday pattern to break and are not scored "
+        f"(listed in metadata). Under {MIN_SCORED_DAYS} days of history, or with no positive revenue, nothing is "
+        f"scored, the table is left empty and `{STATUS_KEY}` says 'not enough data' and why."
     ),
 )
 def metric_anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.transaction() as conn:
         total = series.total_series(conn)
         regions = series.region_series(conn)
+    reason = shortage(total, MIN_SCORED_DAYS, "anomaly scoring")
     zero_share = (regions["revenue"] == 0).groupby(regions["segment"]).mean()
     sparse = sorted(zero_share[zero_share > MAX_ZERO_SHARE].index)
-    found = pd.concat(
-        [
-            detect_anomalies(total, METRICS).assign(segment=series.TOTAL),
-            detect_anomalies(regions[~regions["segment"].isin(sparse)], METRICS),
-        ],
-        ignore_index=True,
-    )
-    rows = [
-        {**row, "day": row["day"].date()}
-        for row in found[["day", "metric", "segment", "actual", "expected", "score", "direction", "reason"]].to_dict(
-            "records"
-        )
-    ]
+    scored = [] if reason else [total.assign(segment=series.TOTAL), regions[~regions["segment"].isin(sparse)]]
+    found = pd.concat([detect_anomalies(frame, METRICS) for frame in scored] or [_NONE], ignore_index=True)
+    rows = [{**row, "day": row["day"].date()} for row in found[_ROW].to_dict("records")]
     with warehouse.transaction() as conn:
         conn.execute(sa.text("DELETE FROM analytics.metric_anomalies"))
         if rows:
@@ -64,6 +61,7 @@ def metric_anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
     recent = found.sort_values("day", ascending=False).head(10)
     return dg.MaterializeResult(
         metadata={
+            STATUS_KEY: status(reason),
             "dagster/row_count": len(rows),
             "overall_anomalies": int((found["segment"] == series.TOTAL).sum()),
             "regions_too_sparse_to_score": ", ".join(sparse) or "none",

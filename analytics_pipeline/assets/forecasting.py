@@ -6,13 +6,19 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from analytics_pipeline.analysis.forecast import Forecast, forecast_series
+from analytics_pipeline.analysis.forecast import (
+    BACKTEST_ORIGINS,
+    HORIZON_DAYS,
+    INTERVAL,
+    MIN_FORECAST_DAYS,
+    MIN_MODEL_DAYS,
+    Forecast,
+    forecast_series,
+)
+from analytics_pipeline.analysis.history import STATUS_KEY, status
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import series
 from analytics_pipeline.warehouse.contract import table_metadata
-
-HORIZON_DAYS = 30
-INTERVAL = 0.8
 
 _INSERT_FORECAST = """
 INSERT INTO analytics.revenue_forecast (segment, day, predicted, lower_bound, upper_bound, method, generated_at)
@@ -37,11 +43,13 @@ VALUES (:segment, :method, :mae, :mape, :smape, :mase, :coverage, :baseline_mae,
     description=(
         f"Daily revenue for the next {HORIZON_DAYS} days, overall (segment 'total') and per region, with an "
         f"{INTERVAL:.0%} prediction interval, from a scikit-learn model refit on every run. Backtest figures "
-        "(rolling origin over the last 8 weeks, also in `analytics.forecast_backtest`): MAE is the mean absolute "
-        "error in currency; sMAPE the symmetric mean absolute percentage error; MASE the model's MAE divided by a "
-        "weekly seasonal-naive forecast's MAE (below 1 means the model beats 'same weekday last week'); coverage "
-        "the share of actual days inside the interval. Short or flat history falls back to the seasonal-naive "
-        "baseline and says so."
+        f"(rolling origin over the last {BACKTEST_ORIGINS} weeks, also in `analytics.forecast_backtest`): MAE is "
+        "the mean absolute error in currency; sMAPE the symmetric mean absolute percentage error; MASE the model's "
+        "MAE divided by a weekly seasonal-naive forecast's MAE (below 1 means the model beats 'same weekday last "
+        "week'); coverage the share of actual days inside the interval. History shorter than "
+        f"{MIN_MODEL_DAYS} days, flat, mostly zero or negative falls back to the seasonal-naive baseline; under "
+        f"{MIN_FORECAST_DAYS} days nothing is forecast and the table is left empty. Either way `{STATUS_KEY}` says "
+        "'not enough data' and why."
     ),
 )
 def revenue_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
@@ -53,19 +61,23 @@ def revenue_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
     forecasts = {name: forecast_series(history, "revenue", HORIZON_DAYS, INTERVAL) for name, history in segments.items()}
 
     generated_at = datetime.now(UTC)
+    # Replace everything, so a shorter history never leaves an earlier forecast behind; no rows, no backtest.
+    forecast_rows = [row for name, f in forecasts.items() for row in _forecast_rows(name, f, generated_at)]
+    backtest_rows = [_backtest_row(name, f, generated_at) for name, f in forecasts.items() if len(f.frame)]
     with warehouse.transaction() as conn:
         conn.execute(sa.text("DELETE FROM analytics.revenue_forecast"))
         conn.execute(sa.text("DELETE FROM analytics.forecast_backtest"))
-        for name, result in forecasts.items():
-            conn.execute(sa.text(_INSERT_FORECAST), _forecast_rows(name, result, generated_at))
-            conn.execute(sa.text(_INSERT_BACKTEST), _backtest_row(name, result, generated_at))
+        if forecast_rows:
+            conn.execute(sa.text(_INSERT_FORECAST), forecast_rows)
+            conn.execute(sa.text(_INSERT_BACKTEST), backtest_rows)
 
     overall = forecasts[series.TOTAL]
     backtest = overall.backtest
     context.log.info(f"forecast method {overall.method}; {overall.note}")
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": sum(len(f.frame) for f in forecasts.values()),
+            STATUS_KEY: status(overall.note),
+            "dagster/row_count": len(forecast_rows),
             "method": overall.method,
             "note": overall.note or "",
             "segments": len(forecasts),

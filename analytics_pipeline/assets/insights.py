@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from dagster_openai import OpenAIResource
 
 from analytics_pipeline.analysis import narrative
+from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import series
 from analytics_pipeline.warehouse.contract import table_metadata
@@ -49,15 +50,18 @@ class InsightsConfig(dg.Config):
         "recent anomalies), never from raw rows. With OPENAI_API_KEY set, GPT writes it through dagster-openai "
         "(token usage lands in this metadata); without a key, or when the API keeps failing, a deterministic "
         "offline writer does. Numbers that cannot be traced to the facts are marked [unverified] and fail the "
-        "narrative_grounded check."
+        f"{GROUNDED_CHECK} check. Under {narrative.MIN_COMPARISON_DAYS} days of history, or with no positive "
+        f"revenue, `{STATUS_KEY}` says 'not enough data' and why; with no history at all the narrative is one "
+        "fixed sentence saying so."
     ),
 )
 def insights(
     context: dg.AssetExecutionContext, config: InsightsConfig, warehouse: Warehouse, openai: OpenAIResource
 ) -> dg.MaterializeResult:
     with warehouse.transaction() as conn:
+        total = series.total_series(conn)
         facts = narrative.build_facts(
-            series.total_series(conn),
+            total,
             series.recent_by(conn, "region"),
             series.recent_by(conn, "product"),
             series.forecasts(conn).query("segment == @series.TOTAL").drop(columns="segment"),
@@ -80,6 +84,7 @@ def insights(
         )
     return dg.MaterializeResult(
         metadata={
+            STATUS_KEY: status(shortage(total, narrative.MIN_COMPARISON_DAYS, "a week-on-week comparison")),
             "writer": writer,
             "narrative": dg.MetadataValue.md(stored),
             "facts": dg.MetadataValue.json(json.loads(json.dumps(facts, default=str))),
@@ -105,6 +110,8 @@ FROM analytics.metric_anomalies ORDER BY day DESC LIMIT 20
 
 def _write(context, config: InsightsConfig, openai: OpenAIResource, facts: dict) -> tuple[str, str, dict]:
     """GPT when a key is configured; the offline writer otherwise, or when the API still fails after retries."""
+    if facts["latest_day"] is None:  # nothing to ask about: the fixed "not enough data yet" sentence
+        return OFFLINE_WRITER, narrative.offline_narrative(facts), {"llm": "no history: offline writer"}
     if not openai.api_key:
         return OFFLINE_WRITER, narrative.offline_narrative(facts), {"llm": "no OPENAI_API_KEY: offline writer"}
     started = time.monotonic()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics_pipeline.analysis.forecast import Backtest, Forecast, forecast_series
+from analytics_pipeline.analysis.forecast import MIN_FORECAST_DAYS, NO_FORECAST, Backtest, Forecast, forecast_series
 
 WEEKLY = np.array([0.8, 0.9, 1.0, 1.05, 1.2, 1.4, 0.7])  # Monday..Sunday
 
@@ -113,11 +113,19 @@ def test_fallback_on_flat_series() -> None:
     assert np.allclose(result.frame["predicted"], 1234.5)
 
 
-@pytest.mark.parametrize("days", [1, 2, 3])
-def test_tiny_histories_still_forecast(days: int) -> None:
+@pytest.mark.parametrize("days", [1, 3, MIN_FORECAST_DAYS - 1])
+def test_tiny_histories_are_not_forecast_and_say_why(days: int) -> None:
     history = daily_series(days=days, start="2024-03-04")
     result = forecast_series(history, horizon=30)
-    assert "seasonal naive" in result.method and result.note
+    assert result.frame.empty and list(result.frame.columns) == ["day", "predicted", "lower", "upper"]
+    assert result.method == NO_FORECAST and result.backtest is None
+    assert result.note.endswith(f"of history; the forecast needs at least {MIN_FORECAST_DAYS}")
+
+
+def test_two_weeks_are_enough_for_the_seasonal_naive_forecast() -> None:
+    history = daily_series(days=MIN_FORECAST_DAYS, start="2024-03-04")
+    result = forecast_series(history, horizon=30)
+    assert "seasonal naive" in result.method and f"{MIN_FORECAST_DAYS} days" in result.note
     assert_valid_frame(result, history, 30)
 
 
