@@ -40,13 +40,13 @@ def analysed_check(conn: sa.Connection, source: str) -> tuple[dict, dg.AssetChec
     problems = []
     if row["before"]:
         problems.append(
-            f"{row['before']:,} rows fall before {lo} (earliest {row['earliest']}): set {START_DATE_ENV}="
+            f"{_rows(row['before'])} before {lo} (earliest {row['earliest']}): set {START_DATE_ENV}="
             f"{row['earliest']:%Y-%m}-01 or earlier (or unset it; the default starts in 1900), restart Dagster and "
             "backfill the new months"
         )
     if row["after"]:
         problems.append(
-            f"{row['after']:,} rows are dated after {hi} (latest {row['latest']}), in a month that has not begun: "
+            f"{_rows(row['after'])} dated after {hi} (latest {row['latest']}), in a month that has not begun: "
             "check the file's dates and time zone; they are aggregated once their month arrives"
         )
     outside = row["before"] + row["after"]
@@ -57,6 +57,10 @@ def analysed_check(conn: sa.Connection, source: str) -> tuple[dict, dg.AssetChec
         description="; ".join(problems) or None,
         metadata=metadata,
     )
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row{'' if count == 1 else 's'}"
 
 
 def nothing_loaded(reason: str) -> dg.AssetCheckResult:

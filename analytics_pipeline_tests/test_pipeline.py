@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline.assets.forecasting import HORIZON_DAYS
+from analytics_pipeline.analysis.forecast import HORIZON_DAYS
 from analytics_pipeline_tests import expected
 from analytics_pipeline_tests.conftest import SAMPLE_FILES, drop_samples, emptied_warehouse, load_uploads, refresh_days
 
