@@ -56,6 +56,19 @@ def compose_config(**environment: str) -> dict:
     return yaml.safe_load(output)
 
 
+def published_ports(service: dict) -> list[tuple[str, int, int]]:
+    """(host address, host port, container port) of each published port, whichever syntax compose printed: Debian's
+    docker-compose 1.x prints "127.0.0.1:3000:3000/tcp", Compose v2 the long form with host_ip."""
+    ports = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            ports.append((port.get("host_ip", ""), int(port["published"]), int(port["target"])))
+        else:
+            *host, published, target = str(port).split("/")[0].split(":")
+            ports.append((":".join(host), int(published), int(target)))
+    return ports
+
+
 def load_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
@@ -140,7 +153,8 @@ def test_docker_compose_config_is_valid_and_wires_the_stack():
     for name in ("webserver", "daemon"):
         assert option(services[name]["command"], "-w") == DOCKER_WORKSPACE.name
         assert services[name]["depends_on"]["user_code"]["condition"] == "service_healthy"
-    assert services["webserver"]["ports"][0]["target"] == int(option(services["webserver"]["command"], "-p"))
+    [(_, _, ui_port)] = published_ports(services["webserver"])
+    assert ui_port == int(option(services["webserver"]["command"], "-p"))
 
     from dagster._core.workspace.config_schema import ensure_workspace_config
 
@@ -149,6 +163,16 @@ def test_docker_compose_config_is_valid_and_wires_the_stack():
     assert location["grpc_server"]["host"] == "user_code"
     assert str(location["grpc_server"]["port"]) == grpc_port
     assert location["grpc_server"]["location_name"] == pyproject()["tool"]["dagster"]["code_location_name"]
+
+
+def test_docker_compose_publishes_the_ui_on_loopback_only():
+    """Dagster OSS has no login, so the UI is reachable from this host only unless a proxy in front of it asks for
+    one (README, Deployment); the host port can change, the address cannot."""
+    assert published_ports(compose_config()["services"]["webserver"]) == [("127.0.0.1", 3000, 3000)]
+    moved = compose_config(ANALYTICS_UI_PORT="8080")["services"]
+    assert published_ports(moved["webserver"]) == [("127.0.0.1", 8080, 3000)]
+    for name, service in moved.items():
+        assert all(host == "127.0.0.1" for host, _, _ in published_ports(service)), (name, service.get("ports"))
 
 
 def test_docker_compose_launches_each_run_in_its_own_container():
