@@ -245,3 +245,42 @@ CREATE TABLE IF NOT EXISTS analytics.source_watermarks (
     rows_pulled bigint NOT NULL,
     updated_at  timestamptz NOT NULL
 );
+
+-- ==== Read-only access for BI tools ==============================================================================
+-- analytics_reader reads every table of schema analytics, today's and those created later (default privileges), and
+-- nothing else: no writes, no DDL, not Dagster's own tables (runs, event_logs, ... in schema public). It cannot log
+-- in; a BI tool gets a login of its own in this role (README, "Read-only access for BI tools"). A role belongs to the
+-- server, its grants to this database. Each step runs only when it is missing, so applying the schema again writes
+-- no catalog row. A user that may not create roles or grant (a managed Postgres) skips this with a notice.
+DO $$
+DECLARE
+    missing regclass;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'analytics_reader') THEN
+        BEGIN
+            CREATE ROLE analytics_reader NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;  -- another database of the same server created it meanwhile
+        END;
+    END IF;
+    IF NOT has_schema_privilege('analytics_reader', 'analytics', 'USAGE') THEN
+        GRANT USAGE ON SCHEMA analytics TO analytics_reader;
+    END IF;
+    FOR missing IN
+        SELECT c.oid FROM pg_class c
+        WHERE c.relnamespace = 'analytics'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+          AND NOT has_table_privilege('analytics_reader', c.oid, 'SELECT')
+    LOOP
+        EXECUTE 'GRANT SELECT ON ' || missing::text || ' TO analytics_reader';
+    END LOOP;
+    IF NOT EXISTS (
+        SELECT FROM pg_default_acl d, aclexplode(d.defaclacl) a
+        WHERE d.defaclrole = current_user::regrole AND d.defaclnamespace = 'analytics'::regnamespace
+          AND d.defaclobjtype = 'r' AND a.grantee = 'analytics_reader'::regrole AND a.privilege_type = 'SELECT'
+    ) THEN
+        ALTER DEFAULT PRIVILEGES IN SCHEMA analytics GRANT SELECT ON TABLES TO analytics_reader;
+    END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE USING MESSAGE = 'analytics_reader not set up: ' || current_user || ' may not create roles or grant';
+END $$;
+-- ==== end of read-only access ====================================================================================

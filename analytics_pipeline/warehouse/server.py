@@ -7,6 +7,7 @@ and every run worker share one server, and ``analytics stop`` is the one thing t
 """
 
 import os
+import re
 import signal
 import warnings
 
@@ -18,6 +19,9 @@ from analytics_pipeline import paths
 
 DATABASE_URL_ENV = "ANALYTICS_DATABASE_URL"
 EMBEDDED_DATABASE = "analytics"
+PASSWORD_MASK = "***"
+# password=... as a URL parameter or a libpq keyword (SQLAlchemy hides only the user:password@ part).
+_PASSWORD_PARAMETER = re.compile(r"(?P<keep>(?:^|[?&\s])password=)(?:'[^']*'|[^&\s]*)", re.I)
 
 
 def configured_url() -> str | None:
@@ -44,6 +48,16 @@ def libpq_url(url: str) -> str:
     """A URL for psql and other libpq clients, which do not understand SQLAlchemy driver suffixes."""
     parsed = sa.engine.make_url(url)
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def masked_url(url: str) -> str:
+    """The URL with its password replaced by ``***``: the only form of a database URL that may be printed, logged or
+    stored (summaries, metadata, error messages). Also masks ``?password=`` and libpq keyword strings."""
+    try:
+        url = sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:  # a libpq keyword string ("host=... password=...") is not a URL
+        pass
+    return _PASSWORD_PARAMETER.sub(lambda match: match["keep"] + PASSWORD_MASK, url)
 
 
 def _embedded_server():

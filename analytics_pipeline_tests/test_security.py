@@ -1,0 +1,105 @@
+"""Security: what a BI login may do in the warehouse, secrets kept out of what is printed, file content escaped in the
+UI's Markdown, and the installed dependencies audited for known vulnerabilities. All against the real Postgres."""
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from dagster_postgres import DagsterPostgresStorage
+
+from analytics_pipeline.warehouse import db, server
+
+READER_ROLE = "analytics_reader"
+
+
+# The read-only role -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def reader(engine, warehouse_url) -> Iterator[sa.Engine]:
+    """A BI tool's login in analytics_reader, made as the README says, next to Dagster's own tables."""
+    dagster_tables = DagsterPostgresStorage(postgres_url=server.psycopg2_url(warehouse_url))  # runs, event_logs, ...
+    for storage in (dagster_tables.run_storage, dagster_tables.event_log_storage, dagster_tables.schedule_storage):
+        storage.dispose()
+    db.apply_schema(engine)  # again: applying the schema twice changes nothing
+    login = f"bi_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO analytics.daily_metrics VALUES ('2026-03-02', 20, 1, 2, 1, 20)"))
+        conn.exec_driver_sql(f"CREATE ROLE {login} LOGIN PASSWORD 'bi-secret' IN ROLE {READER_ROLE}")
+    url = sa.engine.make_url(server.psycopg2_url(warehouse_url)).set(username=login, password="bi-secret")
+    reader = sa.create_engine(url)
+    try:
+        yield reader
+    finally:
+        reader.dispose()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP ROLE {login}")
+
+
+def _refused(reader: sa.Engine, statement: str) -> str:
+    with pytest.raises(sa.exc.ProgrammingError) as refused, reader.begin() as conn:
+        conn.exec_driver_sql(statement)
+    return str(refused.value.orig)
+
+
+def test_a_bi_login_reads_the_analytics_tables_and_nothing_else(reader, engine):
+    with reader.connect() as conn:
+        assert conn.execute(sa.text("SELECT day::text, revenue FROM analytics.daily_metrics")).all() == [
+            ("2026-03-02", 20)
+        ]
+        assert conn.execute(sa.text("SELECT count(*) FROM analytics.transactions")).scalar_one() == 0
+
+    for statement in (
+        "INSERT INTO analytics.daily_metrics VALUES ('2026-03-03', 1, 1, 1, 1, 1)",
+        "UPDATE analytics.daily_metrics SET revenue = 0",
+        "DELETE FROM analytics.daily_metrics",
+        "TRUNCATE analytics.transactions",
+        "SELECT * FROM public.runs",
+        "SELECT * FROM public.event_logs",
+    ):
+        assert "permission denied" in _refused(reader, statement), statement
+    for statement in ("CREATE TABLE analytics.mine (x int)", "CREATE TABLE public.mine (x int)", "DROP TABLE analytics.insights"):
+        assert "permission denied" in _refused(reader, statement) or "must be owner" in _refused(reader, statement)
+
+    # A table the project creates later is readable without another grant (default privileges).
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE analytics.later_table (x int)")
+    try:
+        with reader.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM analytics.later_table")).scalar_one() == 0
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE analytics.later_table")
+
+
+def test_the_reader_role_cannot_log_in_itself(engine):
+    with engine.connect() as conn:
+        role = conn.execute(
+            sa.text("SELECT rolcanlogin, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = :r"),
+            {"r": READER_ROLE},
+        ).one()
+    assert tuple(role) == (False, False, False, False)
+
+
+# Secrets never printed --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg2://analytics:s3cr%40t@postgres:5432/analytics", "postgresql+psycopg2://analytics:***@postgres:5432/analytics"),
+        ("postgresql://u:pw@h/db?sslmode=require&password=pw", "postgresql://u:***@h/db?password=***&sslmode=require"),
+        ("host=h user=u password=pw dbname=d", "host=h user=u password=*** dbname=d"),
+        ("host=h password='p w' dbname=d", "host=h password=*** dbname=d"),
+        ("postgresql://h:5432/db", "postgresql://h:5432/db"),
+    ],
+)
+def test_masked_url_hides_the_password_and_keeps_the_rest(url, shown):
+    assert server.masked_url(url) == shown
+
+
+def test_masked_url_of_the_warehouse_can_still_be_read(warehouse_url):
+    masked = sa.engine.make_url(server.masked_url(warehouse_url))
+    original = sa.engine.make_url(warehouse_url)
+    assert (masked.host, masked.database, masked.username) == (original.host, original.database, original.username)
