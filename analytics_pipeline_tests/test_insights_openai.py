@@ -1,7 +1,9 @@
 """The GPT path of `insights`, through the real OpenAI client and dagster-openai, against a local server."""
 
+import json
 import re
 import time
+from contextlib import nullcontext
 
 import dagster as dg
 import pytest
@@ -10,6 +12,7 @@ from dagster_openai import OpenAIResource
 
 from analytics_pipeline.assets.insights import GROUNDED_CHECK, insights
 from analytics_pipeline_tests.chat_server import chat_server
+from analytics_pipeline_tests.http_server import Request, serve
 from analytics_pipeline_tests.conftest import drop_samples, emptied_warehouse, load_uploads, refresh_days, resources
 
 
@@ -28,10 +31,12 @@ def metrics_ready(warehouse_url, tmp_path_factory):
     return engine, folders
 
 
-def _run(folders, base_url: str, timeout_seconds: float = 60.0) -> dg.ExecuteInProcessResult:
-    openai = OpenAIResource(api_key="test-key", base_url=base_url)
+def _run(
+    folders, base_url: str, timeout_seconds: float = 60.0, api_key: str = "test-key", instance=None
+) -> dg.ExecuteInProcessResult:
+    openai = OpenAIResource(api_key=api_key, base_url=base_url)
     config = {"ops": {"insights": {"config": {"timeout_seconds": timeout_seconds}}}}
-    with dg.DagsterInstance.ephemeral() as instance:
+    with dg.DagsterInstance.ephemeral() if instance is None else nullcontext(instance) as instance:
         return dg.materialize(
             [insights], instance=instance, resources={**resources(folders), "openai": openai}, run_config=config
         )
@@ -120,3 +125,43 @@ def test_a_server_that_times_out_falls_back_to_the_offline_writer(metrics_ready)
     assert result.asset_materializations_for_node("insights")[0].metadata["llm"].value.startswith(
         "fallback after APITimeoutError"
     )
+
+
+API_KEY = "sk-proj-Qm7rT2vX9kLp4Wz8Yc3Nb6Hd1Fg5Js0a"
+
+
+def _header(request: Request, name: str) -> str:
+    return {key.lower(): value for key, value in request.headers.items()}[name.lower()]
+
+
+def _refuse_and_echo_credentials(request: Request):
+    """A 401 as a provider may send it: the message quotes the key and the request's Authorization header."""
+    authorization = _header(request, "Authorization")
+    message = f"Incorrect API key provided: {API_KEY}. Request headers: Authorization: {authorization}"
+    body = {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}}
+    return 401, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+def test_a_refused_key_echoed_by_the_provider_is_stored_nowhere(metrics_ready, instance):
+    engine, folders = metrics_ready
+    with serve(_refuse_and_echo_credentials) as (base_url, received):
+        result = _run(folders, f"{base_url}/v1", api_key=API_KEY, instance=instance)
+    assert result.success
+    assert len(received) == 1  # a 401 is not retried
+    assert _header(received[0], "Authorization") == f"Bearer {API_KEY}"
+    secret_part = API_KEY.removeprefix("sk-proj-")
+
+    stored = _latest(engine)
+    assert stored["writer"] == "offline"
+    metadata = result.asset_materializations_for_node("insights")[0].metadata
+    assert metadata["llm"].value.startswith("fallback after AuthenticationError")
+    assert "Incorrect API key provided" in metadata["llm"].value  # the reason is kept, only the secrets go
+    event_log = [dg.serialize_value(record) for record in instance.all_logs(result.run_id)]
+    assert any("AuthenticationError" in event for event in event_log)
+    for where, text in (
+        ("insights row", repr(stored)),
+        ("metadata", repr({key: value.value for key, value in metadata.items()})),
+        ("event log", "\n".join(event_log)),
+    ):
+        assert secret_part not in text, where
+        assert "Bearer sk" not in text, where

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from dagster_postgres import DagsterPostgresStorage
 
+from analytics_pipeline.redaction import MASK, redact
 from analytics_pipeline.warehouse import db, server
 
 READER_ROLE = "analytics_reader"
@@ -103,3 +104,28 @@ def test_masked_url_of_the_warehouse_can_still_be_read(warehouse_url):
     masked = sa.engine.make_url(server.masked_url(warehouse_url))
     original = sa.engine.make_url(warehouse_url)
     assert (masked.host, masked.database, masked.username) == (original.host, original.database, original.username)
+
+
+@pytest.mark.parametrize(
+    ("error", "kept"),
+    [
+        ("Incorrect API key provided: sk-abc***************xyz. You can find your key", "Incorrect API key provided:"),
+        ("Request headers: {'Authorization': 'Bearer opaque.token.value', 'User-Agent': 'x'}", "User-Agent"),
+        ("authorization: Basic dXNlcjpwYXNzd29yZA==", "authorization:"),
+        ("retrying with Bearer 0123abcd", "retrying with Bearer"),
+        ("GET /records?api_key=plain-secret&page=2 failed", "page=2 failed"),
+        ("token ghp_16C7e42F292c6912E7710c838347Ae178B4a refused", "refused"),
+        ("session 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 expired", "expired"),
+    ],
+)
+def test_redact_masks_credentials_and_keeps_the_reason(error, kept):
+    redacted = redact(error)
+    assert MASK in redacted and kept in redacted
+    for secret in ("abc*", "opaque", "dXNlcj", "0123abcd", "plain-secret", "ghp_", "9f86d0"):
+        assert secret not in redacted, redacted
+
+
+def test_redact_masks_a_known_secret_of_any_shape_and_leaves_plain_errors_alone():
+    assert redact("refused: hunter2 is wrong", ["hunter2", None, ""]) == f"refused: {MASK} is wrong"
+    for plain in ("Connection error.", "Request timed out.", "Error code: 503 - overloaded", "model gpt-4o-mini"):
+        assert redact(plain) == plain

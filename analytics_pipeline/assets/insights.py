@@ -9,6 +9,7 @@ import openai as openai_sdk
 import sqlalchemy as sa
 from dagster_openai import OpenAIResource
 
+from analytics_pipeline import redaction
 from analytics_pipeline.analysis import narrative
 from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
 from analytics_pipeline.resources import Warehouse
@@ -18,6 +19,7 @@ from analytics_pipeline.warehouse.db import fetch_frame
 
 GROUNDED_CHECK = "narrative_grounded"
 OFFLINE_WRITER = "offline"
+MAX_ERROR_CHARS = 300  # of the provider's error kept in the metadata
 
 _INSERT = """
 INSERT INTO analytics.insights (generated_at, writer, narrative, facts, ungrounded)
@@ -126,10 +128,13 @@ def _write(context, config: InsightsConfig, openai: OpenAIResource, facts: dict)
             raise ValueError("empty completion")
     except (openai_sdk.OpenAIError, ValueError) as error:
         context.log.warning(f"LLM unavailable ({type(error).__name__}); falling back to the offline writer")
+        # Providers echo the key and the Authorization header in their errors (a 401 quotes the key it refused):
+        # redacted before the text reaches the metadata, and cut after, so a cut never splits a secret in two.
+        reason = redaction.redact(f"fallback after {type(error).__name__}: {error}", [openai.api_key])
         return (
             OFFLINE_WRITER,
             narrative.offline_narrative(facts),
-            {"llm": f"fallback after {type(error).__name__}: {error}"[:300], "llm_model": config.model},
+            {"llm": reason[:MAX_ERROR_CHARS], "llm_model": config.model},
         )
     return (
         f"openai:{response.model or config.model}",
