@@ -24,8 +24,9 @@ Daily volume (and so daily revenue) = weekday factor x trend x mild noise x anom
 
 * weekly seasonality - retail: Mon-Fri strong, Saturday weak, Sunday moderate;
   billing: weekdays about twice the weekend;
-* trend - +30% per year, anchored at TREND_EPOCH (not at --start) so files covering
-  adjacent periods continue each other;
+* trend - +30% per year by default (``--yearly-growth``, e.g. 1.03 for a long, flatter
+  history whose early years are not tiny), anchored at TREND_EPOCH (not at --start) so
+  files covering adjacent periods continue each other;
 * noise - log-normal, sigma 6%, drawn per calendar day from the seed, so the same day
   gets the same noise whichever file it lands in;
 * closures - retail has no rows at all on Dec 25 and Jan 1;
@@ -387,14 +388,15 @@ SHAPES: dict[str, Shape] = {
 
 # ----------------------------------------------------------------- daily structure
 
-def daily_volume(shape: Shape, days: Sequence[date], seed: int, anomalies: bool) -> np.ndarray:
+def daily_volume(shape: Shape, days: Sequence[date], seed: int, anomalies: bool,
+                 yearly_growth: float = YEARLY_GROWTH) -> np.ndarray:
     """Expected relative volume per day: weekday x trend x noise x anomaly, 0 when closed."""
     volume = np.empty(len(days))
     for i, day in enumerate(days):
         if (day.month, day.day) in shape.closed:
             volume[i] = 0.0
             continue
-        trend = YEARLY_GROWTH ** ((day - TREND_EPOCH).days / 365.25)
+        trend = yearly_growth ** ((day - TREND_EPOCH).days / 365.25)
         noise = np.random.default_rng([seed, shape.stream, day.toordinal()]).lognormal(0.0, DAY_NOISE_SIGMA)
         anomaly = shape.anomalies[day].factor if anomalies and day in shape.anomalies else 1.0
         volume[i] = shape.weekday_factors[day.weekday()] * trend * noise * anomaly
@@ -511,7 +513,7 @@ def as_date(value: date | str) -> date:
 def generate(shape: str, rows: int, out: str | Path, start: date | str = date(2025, 5, 1),
              end: date | str = date(2026, 11, 20), seed: int = 7, bad_share: float = 0.0,
              dup_share: float = 0.0, anomalies: bool = True,
-             first_invoice: int = FIRST_INVOICE) -> Summary:
+             first_invoice: int = FIRST_INVOICE, yearly_growth: float = YEARLY_GROWTH) -> Summary:
     """Write ``rows`` data lines of ``shape`` covering ``start``..``end`` (inclusive) to ``out``.
 
     ``first_invoice`` (retail only) lets a file continue the numbering of the previous
@@ -524,7 +526,7 @@ def generate(shape: str, rows: int, out: str | Path, start: date | str = date(20
     if min(bad_share, dup_share) < 0 or bad_share + dup_share >= 0.5:
         raise ValueError("bad_share and dup_share must be >= 0 and together < 0.5")
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    volume = daily_volume(spec, days, seed, anomalies)
+    volume = daily_volume(spec, days, seed, anomalies, yearly_growth)
     if not volume.any():
         raise ValueError("every day in the range is a closure day")
 
@@ -568,9 +570,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-anomalies", dest="anomalies", action="store_false")
     parser.add_argument("--first-invoice", type=int, default=FIRST_INVOICE,
                         help="retail: first invoice number (continue a previous file)")
+    parser.add_argument("--yearly-growth", type=float, default=YEARLY_GROWTH,
+                        help=f"trend factor per year (default {YEARLY_GROWTH}; 1.0 is flat)")
     args = parser.parse_args(argv)
     summary = generate(args.shape, args.rows, args.out, args.start, args.end, args.seed,
-                       args.bad_share, args.dup_share, args.anomalies, args.first_invoice)
+                       args.bad_share, args.dup_share, args.anomalies, args.first_invoice, args.yearly_growth)
     print(f"wrote {summary.rows} rows to {summary.path}")
     print(f"  bad rows: {sum(summary.bad_rows.values())} {summary.bad_rows}")
     print(f"  duplicate rows: {summary.duplicate_rows}")
