@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from dagster_openai import OpenAIResource
+from markdown_it import MarkdownIt
 
 from analytics_pipeline.assets.insights import GROUNDED_CHECK, insights
 from analytics_pipeline_tests.chat_server import chat_server
@@ -83,6 +84,18 @@ def test_a_planted_wrong_number_is_caught_and_marked(metrics_ready):
     assert "987,654.32 [unverified]" in stored["narrative"]
     [check] = result.get_asset_check_evaluations()
     assert not check.passed
+
+
+def test_markdown_in_a_completion_is_shown_as_text_in_the_metadata(metrics_ready):
+    """GPT writes from facts holding region and product names out of files, and may echo what they say."""
+    engine, folders = metrics_ready
+    hostile = "See [the report](javascript:alert(1)) <img src=x onerror=alert(1)>."
+    with chat_server(lambda body: (200, hostile)) as (base_url, _):
+        result = _run(folders, base_url)
+    assert _latest(engine)["narrative"] == hostile  # stored as written
+    shown = result.asset_materializations_for_node("insights")[0].metadata["narrative"].value
+    html = MarkdownIt("commonmark").render(shown)
+    assert "<a " not in html and "<img" not in html and "[the report](javascript:alert(1))" in html
 
 
 def test_server_errors_are_retried_then_the_offline_writer_takes_over(metrics_ready):

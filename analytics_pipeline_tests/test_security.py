@@ -1,15 +1,20 @@
 """Security: what a BI login may do in the warehouse, secrets kept out of what is printed, file content escaped in the
 UI's Markdown, and the installed dependencies audited for known vulnerabilities. All against the real Postgres."""
 
+import csv
+import re
 import uuid
 from collections.abc import Iterator
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 from dagster_postgres import DagsterPostgresStorage
+from markdown_it import MarkdownIt
 
 from analytics_pipeline.redaction import MASK, redact
-from analytics_pipeline.warehouse import db, server
+from analytics_pipeline.warehouse import db, markdown, server
+from analytics_pipeline_tests.conftest import load_uploads
 
 READER_ROLE = "analytics_reader"
 
@@ -129,3 +134,54 @@ def test_redact_masks_a_known_secret_of_any_shape_and_leaves_plain_errors_alone(
     assert redact("refused: hunter2 is wrong", ["hunter2", None, ""]) == f"refused: {MASK} is wrong"
     for plain in ("Connection error.", "Request timed out.", "Error code: 503 - overloaded", "model gpt-4o-mini"):
         assert redact(plain) == plain
+
+
+# File content in the UI's Markdown ---------------------------------------------------------------------------------
+
+HOSTILE_PRODUCTS = [  # as many as a preview shows
+    "<img src=x onerror=alert(1)> <script>alert(1)</script>",
+    "[click](javascript:alert(1))",
+    "![pixel](https://tracker.example/p.png) **bold** _it_ `code`",
+    "a | b\nsecond line",
+    "x" * 300,
+]
+
+
+def _render(md: str) -> str:
+    """HTML as a CommonMark renderer with GFM tables makes it (the Dagster UI's renderer is react-markdown)."""
+    return MarkdownIt("commonmark").enable("table").render(md)
+
+
+def test_file_content_in_load_previews_renders_as_text(instance, folders, engine):
+    path = folders.uploads_path / "hostile.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["order_id", "timestamp", "price", "quantity", "country", "product"])
+        for n, product in enumerate(HOSTILE_PRODUCTS):
+            writer.writerow([f"H{n}", f"2026-03-02T0{n}:00:00Z", "10.00", "1", "France", product])
+    load_uploads(instance, folders, [path])
+
+    for node in ("raw_uploads", "transactions"):
+        [event] = instance.fetch_materializations(dg.AssetKey(node), limit=1).records
+        preview = event.asset_materialization.metadata["preview"].value
+        html = _render(preview)
+        assert "<img" not in html and "<a " not in html and "<script" not in html and "<strong>" not in html, html
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html and "[click](javascript:alert(1))" in html
+        # One table: a header, and one row per previewed line with as many cells as the header.
+        assert html.count("<table>") == 1 and html.count("<tr>") == 1 + len(HOSTILE_PRODUCTS), node
+        widths = {len(re.findall(r"<t[hd][ >]", row)) for row in html.split("<tr>")[1:]}
+        assert len(widths) == 1, widths
+        assert "<em>" not in html and "<code>" not in html and "order_id" in html
+        assert "a | b second line" in html and "x" * markdown.MAX_CELL_CHARS not in html
+    with engine.connect() as conn:  # the warehouse keeps the values as the file said them
+        stored = conn.execute(sa.text("SELECT product FROM analytics.transactions ORDER BY occurred_at")).scalars()
+        assert list(stored) == HOSTILE_PRODUCTS
+
+
+def test_escape_bounds_a_cell_and_escape_text_keeps_paragraphs():
+    assert markdown.escape("x" * 500) == "x" * (markdown.MAX_CELL_CHARS - 1) + markdown.ELLIPSIS
+    assert markdown.escape(None) == "" and markdown.escape(float("nan")) == ""
+    narrative = "What changed: [link](https://x) up 5%.\n\nWhy: region <b>North</b> | grew."
+    html = _render(markdown.escape_text(narrative))
+    assert html.count("<p>") == 2 and "<a " not in html and "<b>" not in html
+    assert "[link](https://x)" in html and "&lt;b&gt;North&lt;/b&gt; | grew" in html

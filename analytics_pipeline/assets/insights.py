@@ -13,7 +13,7 @@ from analytics_pipeline import redaction
 from analytics_pipeline.analysis import narrative
 from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
 from analytics_pipeline.resources import Warehouse
-from analytics_pipeline.warehouse import series
+from analytics_pipeline.warehouse import markdown, series
 from analytics_pipeline.warehouse.contract import table_metadata
 from analytics_pipeline.warehouse.db import fetch_frame
 
@@ -88,7 +88,8 @@ def insights(
         metadata={
             STATUS_KEY: status(shortage(total, narrative.MIN_COMPARISON_DAYS, "a week-on-week comparison")),
             "writer": writer,
-            "narrative": dg.MetadataValue.md(stored),
+            # Region and product names in it come from files, and GPT may echo what they say: shown as text.
+            "narrative": dg.MetadataValue.md(markdown.escape_text(stored)),
             "facts": dg.MetadataValue.json(json.loads(json.dumps(facts, default=str))),
             "ungrounded_numbers": ", ".join(ungrounded) or "none",
             **llm_metadata,

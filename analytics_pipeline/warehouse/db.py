@@ -64,8 +64,11 @@ def row_count(conn: sa.Connection, table: str) -> int:
 
 
 def preview(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None):
-    """A few rows as a Markdown table, for the 'preview' metadata every materialisation shows in the UI."""
+    """A few rows as a Markdown table, for the 'preview' metadata every materialisation shows in the UI; the rows are
+    what files said, so every cell is escaped (warehouse.markdown)."""
     import dagster as dg
 
+    from analytics_pipeline.warehouse import markdown
+
     frame = fetch_frame(conn, sql, params)
-    return dg.MetadataValue.md(frame.to_markdown(index=False) if len(frame) else "(no rows)")
+    return dg.MetadataValue.md(markdown.table(frame) if len(frame) else "(no rows)")
