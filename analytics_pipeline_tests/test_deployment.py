@@ -606,5 +606,5 @@ def pyproject() -> dict:
 def test_test_dependencies_are_declared():
     """The libraries these tests import are in the dev extra, so a fresh `./run.sh test` has them."""
     dev = " ".join(pyproject()["project"]["optional-dependencies"]["dev"])
-    for name in ("dagster-docker", "dockerfile"):
+    for name in ("dagster-docker", "dockerfile", "pip-audit", "markdown-it-py"):
         assert re.search(rf"(^| ){re.escape(name)}([<>=~ ]|$)", dev), name

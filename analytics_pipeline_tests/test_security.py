@@ -2,7 +2,10 @@
 UI's Markdown, and the installed dependencies audited for known vulnerabilities. All against the real Postgres."""
 
 import csv
+import json
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -185,3 +188,40 @@ def test_escape_bounds_a_cell_and_escape_text_keeps_paragraphs():
     html = _render(markdown.escape_text(narrative))
     assert html.count("<p>") == 2 and "<a " not in html and "<b>" not in html
     assert "[link](https://x)" in html and "&lt;b&gt;North&lt;/b&gt; | grew" in html
+
+
+# Known vulnerabilities in what is installed ------------------------------------------------------------------------
+
+# Advisories accepted on purpose, each with why: {"PYSEC-... or GHSA-...": "reason"}. Empty: nothing is accepted.
+ACCEPTED_ADVISORIES: dict[str, str] = {}
+# What pip-audit's stderr says when it cannot reach a vulnerability service at all.
+_UNREACHABLE = ("ConnectionError", "NameResolutionError", "Max retries exceeded", "Temporary failure in name resolution")
+
+
+def test_installed_dependencies_have_no_known_vulnerabilities(tmp_path):
+    """pip-audit over this venv's installed packages (the project itself, installed editable, is skipped), against
+    PyPI's vulnerability data. When the service answers for no package at all, the test says so and skips: an audit
+    that audited nothing is not a pass."""
+    report = tmp_path / "audit.json"
+    command = [sys.executable, "-m", "pip_audit", "--progress-spinner", "off", "--skip-editable"]
+    result = subprocess.run(
+        [*command, "--format", "json", "--output", str(report)], capture_output=True, text=True, timeout=600
+    )
+    if not report.exists():
+        if any(sign in result.stderr for sign in _UNREACHABLE):
+            pytest.skip(f"pip-audit could not reach its vulnerability service: {result.stderr.strip().splitlines()[-1]}")
+        pytest.fail(f"pip-audit failed (exit {result.returncode}): {result.stderr[-3000:]}")
+    dependencies = json.loads(report.read_text())["dependencies"]
+    audited = [d for d in dependencies if "skip_reason" not in d]
+    if not audited:
+        pytest.skip(
+            f"pip-audit audited none of the {len(dependencies)} installed packages; PyPI's vulnerability service "
+            f"answered none of them, e.g. {dependencies[0]['skip_reason']!r}"
+        )
+    found = [
+        f"{d['name']} {d['version']}: {v['id']} (fixed in {', '.join(v['fix_versions']) or 'no release yet'})"
+        for d in audited
+        for v in d["vulns"]
+        if v["id"] not in ACCEPTED_ADVISORIES and not set(v.get("aliases", [])) & set(ACCEPTED_ADVISORIES)
+    ]
+    assert not found, "known vulnerabilities in installed packages:\n" + "\n".join(found)
