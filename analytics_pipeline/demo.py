@@ -154,5 +154,6 @@ def _print_summary(engine: sa.Engine, url: str, pulled: dict[str, str], not_anal
         print(f"    {table:<24} {count:>10,} rows")
     print(f"  forecast horizon: {HORIZON_DAYS} days")
     print(f"  chart: {chart} (all regions; {counts['charts'] - 1} per-region charts next to it)")
-    print(f"  database: psql \"{server.libpq_url(url)}\"   (or: analytics db)")
+    # The password never reaches the terminal (or a CI log); `analytics db` prints the full URL for your own shell.
+    print(f"  database: {server.masked_url(server.libpq_url(url))}   (psql \"$(analytics db)\" connects)")
     print("  UI: run `analytics dev` and open http://127.0.0.1:3000 - these runs are in its Runs tab")

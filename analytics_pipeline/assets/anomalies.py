@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from analytics_pipeline.analysis.anomalies import MIN_SCORED_DAYS, REL_FLOOR, THRESHOLD, WINDOW_WEEKS, detect_anomalies
 from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
 from analytics_pipeline.resources import Warehouse
-from analytics_pipeline.warehouse import series
+from analytics_pipeline.warehouse import markdown, series
 from analytics_pipeline.warehouse.contract import table_metadata
 
 METRICS = ("revenue", "orders", "avg_order_value")
@@ -66,7 +66,7 @@ def metric_anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
             "overall_anomalies": int((found["segment"] == series.TOTAL).sum()),
             "regions_too_sparse_to_score": ", ".join(sparse) or "none",
             "latest": dg.MetadataValue.md(
-                recent[["day", "segment", "metric", "direction", "reason"]].to_markdown(index=False) if rows else "none"
+                markdown.table(recent[["day", "segment", "metric", "direction", "reason"]]) if rows else "none"
             ),
         }
     )

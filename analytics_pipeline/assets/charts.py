@@ -16,7 +16,7 @@ from analytics_pipeline.analysis.forecast import HORIZON_DAYS, INTERVAL, MIN_FOR
 from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
 from analytics_pipeline.ingestion.files import sanitised_name
 from analytics_pipeline.resources import Warehouse
-from analytics_pipeline.warehouse import series
+from analytics_pipeline.warehouse import markdown, series
 from analytics_pipeline.warehouse.contract import table_metadata
 from analytics_pipeline.warehouse.db import fetch_frame
 
@@ -88,7 +88,9 @@ def revenue_chart(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
             STATUS_KEY: status(shortage(histories[series.TOTAL], MIN_FORECAST_DAYS, "the forecast band")),
             "path": dg.MetadataValue.path(str(folder / f"{overall[1]}.png")),
             "chart": dg.MetadataValue.md(_inline("daily revenue with forecast", overall[2])),
-            "biggest_regions": dg.MetadataValue.md("\n\n".join(f"**{c[0]}**\n\n{_inline(c[0], c[2])}" for c in biggest)),
+            "biggest_regions": dg.MetadataValue.md(
+                "\n\n".join(f"**{markdown.escape(c[0])}**\n\n{_inline(markdown.escape(c[0]), c[2])}" for c in biggest)
+            ),
             "charts": dg.MetadataValue.md("\n".join(f"- `{c[1]}`: {folder / (c[1] + '.png')}" for c in charts)),
             "dagster/row_count": len(charts),
             "history_days": min(HISTORY_DAYS, len(histories[series.TOTAL])),

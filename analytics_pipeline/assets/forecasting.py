@@ -17,7 +17,7 @@ from analytics_pipeline.analysis.forecast import (
 )
 from analytics_pipeline.analysis.history import STATUS_KEY, status
 from analytics_pipeline.resources import Warehouse
-from analytics_pipeline.warehouse import series
+from analytics_pipeline.warehouse import markdown, series
 from analytics_pipeline.warehouse.contract import table_metadata
 
 _INSERT_FORECAST = """
@@ -88,7 +88,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
             "backtest_mase": _rounded(backtest.mase if backtest else None),
             "backtest_coverage": _rounded(backtest.coverage if backtest else None),
             "backtest_by_segment": dg.MetadataValue.md(_backtest_table(forecasts)),
-            "forecast_preview": dg.MetadataValue.md(overall.frame.head(10).round({"predicted": 2, "lower": 2, "upper": 2}).to_markdown(index=False)),
+            "forecast_preview": dg.MetadataValue.md(markdown.table(overall.frame.head(10).round({"predicted": 2, "lower": 2, "upper": 2}))),
         }
     )
 
@@ -128,7 +128,7 @@ def _backtest_table(forecasts: dict[str, Forecast]) -> str:
         }
         for name, f in forecasts.items()
     ]
-    return pd.DataFrame(rows).to_markdown(index=False)
+    return markdown.table(pd.DataFrame(rows))  # segment names are regions, from the files
 
 
 def _rounded(value: float | None) -> float | None:
