@@ -7,27 +7,12 @@ included, within 20 seconds (checked by the shared stack module on the way out).
 """
 
 import shutil
-from contextlib import nullcontext
 
 import pandas as pd
 import pytest
 
 from analytics_pipeline_tests.conftest import SAMPLE_FILES
-from analytics_pipeline_tests.stack import (
-    ANALYTICS,  # noqa: F401 (see below)
-    Stack,
-    dev_stack,
-    free_port,
-    responds,
-    stop_and_check,
-    user_environment,
-    wait_for,
-)
-
-# test_ui_journeys.py still imports the stack helpers from this module, under their old names; they live in
-# analytics_pipeline_tests.stack now, and it should import them from there.
-_free_port, _wait_for, _responds, _stop_and_check = free_port, wait_for, responds, stop_and_check
-_no_database = nullcontext
+from analytics_pipeline_tests.stack import Stack, dev_stack, user_environment, wait_for
 
 
 @pytest.fixture(scope="module")

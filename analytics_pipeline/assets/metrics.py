@@ -12,7 +12,7 @@ from decimal import Decimal
 import dagster as dg
 import sqlalchemy as sa
 
-from analytics_pipeline.partitions import month_key, monthly
+from analytics_pipeline.partitions import analysed_days, month_key, monthly
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import db
 from analytics_pipeline.warehouse.contract import table_metadata
@@ -46,6 +46,21 @@ totals AS (
 SELECT days.day, coalesce(revenue, 0), coalesce(orders, 0), coalesce(units, 0), coalesce(customers, 0),
        round(revenue / nullif(orders, 0), 2)
 FROM days LEFT JOIN totals USING (day)
+"""
+
+# The span grows when a load adds days after (or before) it; a refresh covers only the months that load touched, so
+# the quiet days between the old span's edge and those months (a closed weekend at the end of the old last month)
+# would have no row. Every refresh of the overall table therefore also writes the zero rows of quiet days anywhere in
+# the span that lack one; days with transactions are left to their own month's refresh.
+_QUIET_DAYS_IN_SPAN = """
+INSERT INTO analytics.daily_metrics (day, revenue, orders, units, customers, avg_order_value)
+SELECT CAST(d AS date), 0, 0, 0, 0, NULL
+FROM (
+    SELECT greatest(min(day), CAST(:first AS date)) AS lo, least(max(day), CAST(:last AS date)) AS hi
+    FROM analytics.transactions
+) AS span, generate_series(span.lo, span.hi, interval '1 day') AS d
+WHERE NOT EXISTS (SELECT 1 FROM analytics.daily_metrics AS m WHERE m.day = CAST(d AS date))
+  AND NOT EXISTS (SELECT 1 FROM analytics.transactions AS t WHERE t.day = CAST(d AS date))
 """
 
 _BY_DIMENSION = """
@@ -134,6 +149,11 @@ def _daily_metrics_asset(table: str, dimension: str | None) -> dg.AssetsDefiniti
         with warehouse.transaction() as conn:
             conn.execute(sa.text(f"DELETE FROM analytics.{table} WHERE day BETWEEN :start AND :end"), params)
             rows = conn.execute(sa.text(insert), params).rowcount
+            filled = {}
+            if not dimension:
+                first, last = analysed_days()
+                count = conn.execute(sa.text(_QUIET_DAYS_IN_SPAN), {"first": first, "last": last}).rowcount
+                filled = {"quiet_days_filled_outside_range": count}
             revenue, duplicates = conn.execute(
                 sa.text(
                     f"SELECT coalesce(sum(revenue), 0), count(*) - count(DISTINCT ({key_columns})) "
@@ -152,7 +172,7 @@ def _daily_metrics_asset(table: str, dimension: str | None) -> dg.AssetsDefiniti
         # Each row's revenue is rounded to cents, so the sum may drift by half a cent per row, no more.
         tolerance = Decimal("0.005") * max(rows, 1)
         return dg.MaterializeResult(
-            metadata=_range_metadata(params["start"], params["end"], rows, revenue) | {"preview": sample},
+            metadata=_range_metadata(params["start"], params["end"], rows, revenue) | filled | {"preview": sample},
             check_results=[
                 dg.AssetCheckResult(check_name=UNIQUE_CHECK, passed=duplicates == 0, metadata={"duplicates": duplicates}),
                 dg.AssetCheckResult(
