@@ -18,7 +18,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline.assets.sources import api_transactions, batch_key, database_transactions
+from analytics_pipeline.assets.sources import PULL_ACCEPTED_CHECK, api_transactions, batch_key, database_transactions
 from analytics_pipeline.ingestion.rest_api import ApiError
 from analytics_pipeline.resources import DatabaseSource, RestApiSource, Warehouse
 from analytics_pipeline.warehouse import server
@@ -77,11 +77,17 @@ def _fingerprint(engine: sa.Engine, table: str) -> tuple:
 
 
 def _pull(asset, instance, **resources) -> dict:
-    """Materialise one source asset; returns its materialisation metadata as plain values."""
+    """Materialise one source asset; returns its materialisation metadata as plain values, and its check results."""
     result = dg.materialize([asset], instance=instance, resources={"warehouse": Warehouse(), **resources})
     assert result.success
     metadata = result.asset_materializations_for_node(asset.key.path[-1])[0].metadata
-    return {name: value.value for name, value in metadata.items()} | {"run_id": result.run_id}
+    checks = {check.check_name: check for check in result.get_asset_check_evaluations()}
+    return {name: value.value for name, value in metadata.items()} | {"run_id": result.run_id, "checks": checks}
+
+
+def _refusal(pulled: dict) -> tuple:
+    check = pulled["checks"][PULL_ACCEPTED_CHECK]
+    return pulled["status"], pulled.get("reason"), check.passed, check.severity, check.description
 
 
 # The database source ------------------------------------------------------------------------------------------
@@ -169,6 +175,34 @@ def test_a_row_with_a_bad_value_is_rejected_with_its_reason(orders, engine, inst
     assert file_key == pulled["batch_key"]
     assert reason == "unparseable timestamp 'next tuesday'"
     assert json.loads(raw_line)["occurred_at"] == "next tuesday"
+
+
+def test_a_pull_with_mostly_bad_rows_is_refused_and_read_again_once_the_source_is_fixed(orders, engine, instance):
+    _execute(orders, "UPDATE orders SET created_at = 'soon' WHERE id % 5 <> 0")  # 2,000 of the 2,500 rows
+
+    refused = _pull_orders(instance, orders)
+    reason = (
+        "2000 of 2500 rows (80%) could not be loaded, more than the allowed 50%; most common: "
+        "unparseable timestamp 'soon'"
+    )
+    assert _refusal(refused) == ("refused", reason, False, dg.AssetCheckSeverity.WARN, reason)
+    assert (refused["dagster/row_count"], refused["rows_read"], refused["rows_rejected"]) == (0, 2500, 2000)
+    assert (refused["watermark_before"], refused["watermark_after"], refused["first_day"]) == ("", "", "")
+    # It used to load nothing, say "loaded" and move the watermark past the 500 good rows: lost for good.
+    assert _rows(engine, "SELECT source, watermark, rows_pulled FROM analytics.source_watermarks") == [
+        ("db_orders", None, 0)
+    ]
+    assert _scalar(engine, "SELECT count(*) FROM analytics.transactions") == 0
+    assert _scalar(engine, "SELECT count(*) FROM analytics.rejected_rows") == 2000  # why, for whoever fixes it
+
+    _execute(orders, """UPDATE orders SET created_at = to_char(updated_at, 'YYYY-MM-DD"T"HH24:MI')""")
+    fixed = _pull_orders(instance, orders)
+    assert _refusal(fixed) == ("loaded", None, True, dg.AssetCheckSeverity.WARN, None)
+    assert (fixed["batch_key"], fixed["watermark_before"]) == (refused["batch_key"], "")  # the same pull, again
+    assert (fixed["dagster/row_count"], fixed["rows_rejected"]) == (2500, 0)
+    assert _scalar(engine, "SELECT count(*) FROM analytics.rejected_rows") == 0
+    [(watermark,)] = _rows(engine, "SELECT watermark FROM analytics.source_watermarks")
+    assert watermark == fixed["watermark_after"] != ""
 
 
 def test_a_pull_is_one_transaction_so_a_failed_promote_moves_nothing(orders, engine, instance):
@@ -447,3 +481,38 @@ def test_the_next_pull_sends_the_watermark_and_loads_only_new_and_changed_record
     assert float(_scalar(engine, "SELECT sum(amount) FROM analytics.transactions")) == _revenue(records)
     changed = _rows(engine, "SELECT unit_price, source FROM analytics.transactions WHERE transaction_id = 'T0002'")
     assert changed == [(99.0, second["batch_key"])]
+
+
+def test_a_poison_value_in_a_pull_rejects_only_its_row(engine, instance):
+    records = _records(7)
+    records[2]["price"] = 1e20  # typed, it overflowed every daily table's numeric(18, 2)
+    records[4]["sku"] = "p" * 501
+    with serve(ShopApi(records).respond) as (base_url, _):
+        pulled = _pull_api(instance, base_url)
+
+    assert (pulled["status"], pulled["dagster/row_count"], pulled["rows_rejected"]) == ("loaded", 5, 2)
+    assert _rows(engine, "SELECT line_number, reason FROM analytics.rejected_rows ORDER BY 1") == [
+        (3, "unit price '1e+20' out of range (|x| <= 1,000,000,000,000)"),
+        (5, "product has 501 characters, more than the 500 allowed"),
+    ]
+    kept = [r for n, r in enumerate(records) if n not in (2, 4)]
+    assert float(_scalar(engine, "SELECT sum(amount) FROM analytics.transactions")) == _revenue(kept)
+
+
+def test_a_refused_api_pull_keeps_its_watermark_and_the_next_pull_asks_again(engine, instance):
+    records = _records(7)
+    for record in records[:4]:
+        record["created"] = "soon"
+    api = ShopApi(records)
+    with serve(api.respond) as (base_url, received):
+        refused = _pull_api(instance, base_url)
+        for number, record in enumerate(records[:4], start=1):
+            record["created"] = _record(number, number, 0)["created"]
+        calls = len(received)
+        fixed = _pull_api(instance, base_url)
+
+    assert (refused["status"], refused["rows_rejected"], refused["watermark_after"]) == ("refused", 4, "")
+    assert received[calls].query.get("updated_since") is None  # asks from the same watermark: nothing skipped
+    assert (fixed["status"], fixed["dagster/row_count"], fixed["batch_key"]) == ("loaded", 7, refused["batch_key"])
+    assert fixed["watermark_after"] == "2026-03-20T10:07:00Z"
+    assert float(_scalar(engine, "SELECT sum(amount) FROM analytics.transactions")) == _revenue(records)

@@ -6,6 +6,7 @@ preferred over a ship date simply by being listed first.
 """
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -49,6 +50,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 REQUIRED_DESCRIPTION = "a timestamp column and either an amount column or quantity and unit price columns"
+# A reason names the columns it saw, but a header can hold thousands of names of any length: a reason stays short.
+_LISTED_COLUMNS, _LISTED_CHARS = 50, 100
 
 
 class UnmappableColumns(ValueError):
@@ -82,12 +85,9 @@ def map_columns(header: list[str], overrides: Mapping[str, str] | None = None) -
 
     ``overrides`` (canonical field -> the source's column name) come from configuration and win over aliases.
     """
-    repeated = sorted({column for column in header if header.count(column) > 1}, key=header.index)
+    repeated = [column for column, count in Counter(header).items() if count > 1]  # linear: 10,000 columns is fine
     if repeated:
-        raise UnmappableColumns(
-            f"duplicate column name(s) {', '.join(repr(c) for c in repeated)}: the file has columns "
-            f"{', '.join(repr(c) for c in header)}"
-        )
+        raise UnmappableColumns(f"duplicate column name(s) {_listed(repeated)}: the file has columns {_listed(header)}")
     by_normalised: dict[str, str] = {}
     for column in header:
         by_normalised.setdefault(normalise(column), column)
@@ -97,8 +97,7 @@ def map_columns(header: list[str], overrides: Mapping[str, str] | None = None) -
             raise UnmappableColumns(f"unknown canonical field {field!r} in the column mapping")
         if column not in header:
             raise UnmappableColumns(
-                f"the column mapping names {column!r} for {field}, but the source has columns "
-                f"{', '.join(repr(c) for c in header) or '(none)'}"
+                f"the column mapping names {column!r} for {field}, but the source has columns {_listed(header)}"
             )
         mapping[field] = column
     for field in CANONICAL_FIELDS:
@@ -112,7 +111,14 @@ def map_columns(header: list[str], overrides: Mapping[str, str] | None = None) -
     missing = result.missing_required()
     if missing:
         raise UnmappableColumns(
-            f"cannot find required column(s) {', '.join(missing)}: the file has columns "
-            f"{', '.join(repr(c) for c in header) or '(none)'}; it needs {REQUIRED_DESCRIPTION}"
+            f"cannot find required column(s) {', '.join(missing)}: the file has columns {_listed(header)}; "
+            f"it needs {REQUIRED_DESCRIPTION}"
         )
     return result
+
+
+def _listed(names: list[str]) -> str:
+    """Names as a reason quotes them: the first 50, each cut at 100 characters, and how many more there are."""
+    shown = [repr(n if len(n) <= _LISTED_CHARS else n[:_LISTED_CHARS] + "...") for n in names[:_LISTED_COLUMNS]]
+    more = len(names) - _LISTED_COLUMNS
+    return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "") or "(none)"

@@ -3,6 +3,10 @@
 pyarrow parses CSV and Parquet in C++ blocks (a 5M-row CSV in about a second here), so reading never limits a
 load. Every value stays text so that typing and rejection happen in one place, in SQL (warehouse/canonical.py),
 with the reason recorded per row. Formats: CSV (delimiter and encoding detected), gzip CSV, Parquet, JSON lines.
+
+Whatever a file holds, reading it stays bounded: gzip input is inflated under a size and a ratio limit, the header
+line and the column count have limits, a JSON line past the block size is rejected alone, and malformed lines are
+handed on with each batch instead of being collected for the whole file.
 """
 
 import codecs
@@ -10,6 +14,8 @@ import csv
 import gzip
 import io
 import json
+import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +27,18 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from analytics_pipeline.ingestion.columns import CANONICAL_FIELDS, ColumnMapping, UnmappableColumns, map_columns
+from analytics_pipeline.ingestion.settings import MappingFileError
 
-BLOCK_SIZE = 8 << 20  # bytes per parsed CSV block: bounds memory whatever the file size
+BLOCK_SIZE = 8 << 20  # bytes per parsed CSV block: bounds memory whatever the file size; no CSV record is longer
+MAX_LINE_BYTES = BLOCK_SIZE  # a longer JSON line is rejected on its own, like a record no CSV block can hold
+MAX_HEADER_BYTES = 1 << 20  # no export's header line is longer; reading further would hold a runaway line in memory
+MAX_COLUMNS = 10_000  # past this a "header" is data; also bounds the per-column work of every batch
+# A gzip upload is inflated only so far: past either limit it is refused as a likely compression bomb. Deflate
+# cannot exceed about 1,032x, and real exports compress 5-50x, so the ratio only ever stops a crafted file.
+MAX_DECOMPRESSED_ENV = "ANALYTICS_MAX_DECOMPRESSED_BYTES"
+MAX_RATIO_ENV = "ANALYTICS_MAX_COMPRESSION_RATIO"
+DEFAULT_MAX_DECOMPRESSED = 20 << 30
+DEFAULT_MAX_RATIO = 1000
 ROWS_PER_BATCH = 100_000  # Parquet and JSON-lines rows per batch
 RAW_COLUMNS = ["file_key", "line_number", *CANONICAL_FIELDS, "raw_line", "parse_error"]
 FORMATS = {
@@ -37,6 +53,9 @@ FORMATS = {
     ".ndjson.gz": "jsonl",
 }
 DELIMITERS = (",", ";", "\t", "|")
+# Postgres text cannot hold a NUL byte, and COPY would refuse the whole file for one: the row is rejected instead,
+# its raw text kept with U+FFFD in place of each NUL.
+NUL, REPLACEMENT = "\x00", "\ufffd"
 _SNIFF_BYTES = 64 << 10
 
 
@@ -44,8 +63,25 @@ class UnsupportedFile(ValueError):
     """The file's type is not one the loader reads."""
 
 
-# Errors that mean "this file cannot be read as it is" (quarantine it), as opposed to a fault of the platform.
-UNREADABLE = (UnsupportedFile, UnmappableColumns, pa.ArrowException, csv.Error, UnicodeError, OSError, EOFError)
+class UnreadableFile(ValueError):
+    """The file breaks a limit that keeps reading bounded (inflated size, header length, column count) or has a
+    NUL byte in a column name, which Postgres text cannot store."""
+
+
+# Errors that mean "this file cannot be read as it is" (quarantine it), as opposed to a fault of the platform. A
+# broken mapping file is the uploader's to fix, so it quarantines the file too (with the mapping file's error).
+UNREADABLE = (
+    UnsupportedFile,
+    UnmappableColumns,
+    UnreadableFile,
+    MappingFileError,
+    pa.ArrowException,
+    csv.Error,
+    UnicodeError,
+    OSError,
+    EOFError,
+    zlib.error,
+)
 
 
 @dataclass
@@ -64,7 +100,8 @@ class ParsedUpload:
     mapping: ColumnMapping
     encoding: str | None = None
     delimiter: str | None = None
-    malformed: list[MalformedLine] = field(default_factory=list)
+    malformed: list[MalformedLine] = field(default_factory=list)  # not yet handed on: emptied with each batch
+    malformed_lines: int = 0  # every malformed line of the file, once it has been read
     rows_read: int = 0
 
     def describe(self) -> dict:
@@ -91,21 +128,65 @@ def stream_raw_batches(
     """Read the header now (so an unusable file fails before anything is written) and stream rows lazily."""
     kind = file_format(path.name)
     if kind == "parquet":
-        header = pq.ParquetFile(path).schema_arrow.names
+        header = _checked(pq.ParquetFile(path).schema_arrow.names)
         parsed = ParsedUpload(kind, header, map_columns(header, overrides))
         return parsed, _parquet_batches(path, file_key, parsed)
     if kind == "jsonl":
-        header = _json_header(path)
+        header = _checked(_json_header(path))
         parsed = ParsedUpload(kind, header, map_columns(header, overrides))
         return parsed, _json_batches(path, file_key, parsed)
     encoding, delimiter = sniff(path)
-    header = _csv_header(path, encoding, delimiter)
+    header = _checked(_csv_header(path, encoding, delimiter))
     parsed = ParsedUpload(kind, header, map_columns(header, overrides), encoding, delimiter)
     return parsed, _csv_batches(path, file_key, parsed)
 
 
+def _checked(header: list[str]) -> list[str]:
+    """The header, unless it is too wide to be one or names a column Postgres could not store."""
+    if len(header) > MAX_COLUMNS:
+        raise UnreadableFile(f"the header has {len(header):,} columns, more than the {MAX_COLUMNS:,} the loader reads")
+    if any(NUL in name for name in header):
+        raise UnreadableFile("a column name contains a NUL byte")
+    return header
+
+
 def _open_binary(path: Path):
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+    if not path.name.lower().endswith(".gz"):
+        return path.open("rb")
+    return io.BufferedReader(_BoundedInflate(path), buffer_size=1 << 20)
+
+
+class _BoundedInflate(io.RawIOBase):
+    """A gzip file inflated under the decompression limits, checked on every chunk: a bomb is refused after at most
+    the limit has streamed through, and is never held in memory."""
+
+    def __init__(self, path: Path):
+        most = int(os.environ.get(MAX_DECOMPRESSED_ENV) or DEFAULT_MAX_DECOMPRESSED)
+        ratio = int(os.environ.get(MAX_RATIO_ENV) or DEFAULT_MAX_RATIO)
+        compressed = path.stat().st_size
+        self._limit = min(most, ratio * compressed)
+        self._refusal = (
+            f"the gzip inflates to more than {most:,} bytes (the limit {MAX_DECOMPRESSED_ENV})"
+            if most <= ratio * compressed
+            else f"the gzip inflates to more than {ratio:,} times its {compressed:,} bytes (the limit "
+            f"{MAX_RATIO_ENV}): a compression bomb"
+        )
+        self._inflated = 0
+        self._gzip = gzip.open(path, "rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self._gzip.readinto(buffer)
+        self._inflated += count
+        if self._inflated > self._limit:
+            raise UnreadableFile(self._refusal)
+        return count
+
+    def close(self) -> None:
+        self._gzip.close()
+        super().close()
 
 
 def sniff(path: Path) -> tuple[str, str]:
@@ -148,9 +229,14 @@ def _best_delimiter(lines: list[str]) -> str:
 
 
 def _csv_header(path: Path, encoding: str, delimiter: str) -> list[str]:
-    """The first record only; letting pyarrow infer it would type-check a whole block, bad rows included."""
-    with _open_binary(path) as raw, io.TextIOWrapper(raw, encoding=encoding, newline="") as text:
-        header = next(csv.reader(text, delimiter=delimiter), [])
+    """The first record only; letting pyarrow infer it would type-check a whole block, bad rows included. Read from
+    a bounded head: a file whose first line runs past MAX_HEADER_BYTES (2 GiB with no newline) is refused."""
+    with _open_binary(path) as raw:
+        head = raw.read(MAX_HEADER_BYTES + 1)
+    text = io.StringIO(head.decode(encoding, errors="replace"), newline="")
+    header = next(csv.reader(text, delimiter=delimiter), [])
+    if len(head) > MAX_HEADER_BYTES and not text.read(1):  # the first record took the whole head
+        raise UnreadableFile(f"the header line is longer than {MAX_HEADER_BYTES:,} bytes")
     return [name.lstrip("\ufeff").strip() for name in header]
 
 
@@ -160,6 +246,7 @@ def _csv_batches(path: Path, file_key: str, parsed: ParsedUpload) -> Iterator[pa
     def on_invalid(row) -> str:
         skipped.append(row.number)  # keeps the line numbers of later rows true
         if row.text.strip():  # a blank line is no record, not a malformed one
+            parsed.rows_read += 1
             parsed.malformed.append(
                 MalformedLine(row.number, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}")
             )
@@ -187,9 +274,8 @@ def _csv_batches(path: Path, file_key: str, parsed: ParsedUpload) -> Iterator[pa
             batch, line_numbers = batch.filter(filled), line_numbers[filled.to_numpy(zero_copy_only=False)]
             parsed.rows_read += batch.num_rows
             yield canonical_batch(batch, file_key, line_numbers, parsed.mapping)
-    if parsed.malformed:
-        parsed.rows_read += len(parsed.malformed)
-        yield _malformed(file_key, parsed.malformed)
+            yield from _malformed(file_key, parsed)
+    yield from _malformed(file_key, parsed)
 
 
 def _any_value(batch: pa.RecordBatch) -> pa.Array:
@@ -207,10 +293,13 @@ def _has_body(path: Path) -> bool:
 
 
 def _line_numbers(first: int, count: int, skipped: list[int]) -> tuple[np.ndarray, int]:
-    """Line numbers of a batch's rows, stepping over lines the parser rejected (assumes one line per record)."""
+    """Line numbers of a batch's rows, stepping over lines the parser rejected (assumes one line per record).
+    Rejected lines before the batch's last are forgotten, so a file of bad lines costs no memory per line."""
     candidates = np.arange(first, first + count + len(skipped), dtype=np.int64)
     numbers = candidates[~np.isin(candidates, skipped)][:count]
-    return numbers, int(numbers[-1]) + 1 if count else first
+    following = int(numbers[-1]) + 1 if count else first
+    skipped[:] = [number for number in skipped if number >= following]
+    return numbers, following
 
 
 def _parquet_batches(path: Path, file_key: str, parsed: ParsedUpload) -> Iterator[pa.Table]:
@@ -232,45 +321,69 @@ def _as_text(column: pa.Array) -> pa.Array:
 
 
 def _json_header(path: Path, sample_lines: int = 1000) -> list[str]:
-    """Keys in first-seen order over the first lines; objects in JSON-lines exports rarely all carry every key."""
+    """Keys in first-seen order over the first lines (at most a block of them); objects in JSON-lines exports
+    rarely all carry every key."""
     keys: dict[str, None] = {}
+    sampled = 0
     with _open_binary(path) as handle:
-        for _, line in zip(range(sample_lines), handle):
+        for _, (line, whole) in zip(range(sample_lines), _lines(handle)):
+            sampled += len(line)
+            if sampled > BLOCK_SIZE or len(keys) > MAX_COLUMNS:
+                break
             try:
-                record = json.loads(line)
-            except ValueError:
+                record = json.loads(line) if whole else None
+            except (ValueError, RecursionError):
                 continue
             if isinstance(record, dict):
                 keys.update(dict.fromkeys(record))
     return list(keys)
 
 
+def _lines(handle) -> Iterator[tuple[bytes, bool]]:
+    """Each line and whether it is whole: a line longer than MAX_LINE_BYTES comes cut at the limit (whole=False),
+    and the rest of it is skipped a chunk at a time, never held."""
+    while line := handle.readline(MAX_LINE_BYTES + 1):
+        rest = line
+        while not rest.endswith(b"\n") and (rest := handle.readline(1 << 20)):
+            pass
+        yield line[:MAX_LINE_BYTES], len(line) <= MAX_LINE_BYTES
+
+
 def _json_batches(path: Path, file_key: str, parsed: ParsedUpload) -> Iterator[pa.Table]:
     names = parsed.columns_seen
     rows: list[list[str | None]] = []
     numbers: list[int] = []
+    pending = 0  # bytes read since the last batch: a batch is ROWS_PER_BATCH lines or a block, whichever comes first
     with _open_binary(path) as handle:
-        for number, line in enumerate(handle, start=1):
+        for number, (line, whole) in enumerate(_lines(handle), start=1):
             if not line.strip():
                 continue
             parsed.rows_read += 1
+            pending += len(line)
             try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
+                if not whole:
+                    raise ValueError(f"line longer than {MAX_LINE_BYTES:,} bytes")
+                rows.append(_json_row(line, names))
+                numbers.append(number)
+            except RecursionError:
+                parsed.malformed.append(MalformedLine(number, _line_text(line), "invalid JSON: nested too deeply"))
             except ValueError as error:
-                text = line.decode("utf-8", errors="replace").rstrip("\r\n")
-                parsed.malformed.append(MalformedLine(number, text, f"invalid JSON: {error}"))
-                continue
-            rows.append([as_text(record.get(name)) for name in names])
-            numbers.append(number)
-            if len(rows) == ROWS_PER_BATCH:
-                yield _json_table(rows, numbers, names, file_key, parsed.mapping)
-                rows, numbers = [], []
-    if rows:
-        yield _json_table(rows, numbers, names, file_key, parsed.mapping)
-    if parsed.malformed:
-        yield _malformed(file_key, parsed.malformed)
+                parsed.malformed.append(MalformedLine(number, _line_text(line), f"invalid JSON: {error}"))
+            if len(rows) + len(parsed.malformed) >= ROWS_PER_BATCH or pending >= BLOCK_SIZE:
+                yield from _json_tables(rows, numbers, names, file_key, parsed)
+                rows, numbers, pending = [], [], 0
+    yield from _json_tables(rows, numbers, names, file_key, parsed)
+
+
+def _json_row(line: bytes, names: list[str]) -> list[str | None]:
+    record = json.loads(line)
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    return [as_text(record.get(name)) for name in names]
+
+
+def _line_text(line: bytes) -> str:
+    return line.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
 def as_text(value) -> str | None:
@@ -280,10 +393,11 @@ def as_text(value) -> str | None:
     return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
-def _json_table(rows, numbers, names, file_key: str, mapping: ColumnMapping) -> pa.Table:
-    columns = list(zip(*rows)) if rows else [[] for _ in names]
-    table = pa.table({name: pa.array(values, pa.string()) for name, values in zip(names, columns)})
-    return canonical_batch(table, file_key, np.array(numbers, dtype=np.int64), mapping)
+def _json_tables(rows, numbers, names, file_key: str, parsed: ParsedUpload) -> Iterator[pa.Table]:
+    if rows:
+        table = pa.table({name: pa.array(values, pa.string()) for name, values in zip(names, zip(*rows))})
+        yield canonical_batch(table, file_key, np.array(numbers, dtype=np.int64), parsed.mapping)
+    yield from _malformed(file_key, parsed)
 
 
 def canonical_batch(
@@ -295,20 +409,36 @@ def canonical_batch(
         "file_key": pa.array([file_key] * rows, pa.string()),
         "line_number": pa.array(line_numbers, pa.int64()),
     }
-    for name in CANONICAL_FIELDS:
+    columns["raw_line"] = pa.nulls(rows, pa.string())
+    columns["parse_error"] = pa.nulls(rows, pa.string())
+    for name in reversed(CANONICAL_FIELDS):  # a row with several is blamed on its first field
         source = mapping.source_columns.get(name)
-        columns[name] = batch.column(source) if source else pa.nulls(rows, pa.string())
-    columns["raw_line"] = columns["parse_error"] = pa.nulls(rows, pa.string())
-    return pa.table(columns)
+        if not source:
+            columns[name] = pa.nulls(rows, pa.string())
+            continue
+        values = batch.column(source)
+        has_nul = pc.fill_null(pc.match_substring(values, NUL), False)
+        if pc.any(has_nul).as_py():
+            values = pc.replace_substring(values, NUL, REPLACEMENT)
+            columns["parse_error"] = pc.if_else(has_nul, f"NUL byte in {name}", columns["parse_error"])
+        columns[name] = values
+    return pa.table({name: columns[name] for name in RAW_COLUMNS})
 
 
-def _malformed(file_key: str, lines: list[MalformedLine]) -> pa.Table:
+def _malformed(file_key: str, parsed: ParsedUpload) -> Iterator[pa.Table]:
+    """The malformed lines read so far, as rows with only raw_line and parse_error; handed on with every batch so
+    that a file of bad lines never piles up in memory."""
+    lines = parsed.malformed
+    if not lines:
+        return
     columns = {name: pa.nulls(len(lines), pa.string()) for name in RAW_COLUMNS}
     columns["file_key"] = pa.array([file_key] * len(lines), pa.string())
     columns["line_number"] = pa.array([line.line_number for line in lines], pa.int64())
-    columns["raw_line"] = pa.array([line.text for line in lines], pa.string())
+    columns["raw_line"] = pa.array([line.text.replace(NUL, REPLACEMENT) for line in lines], pa.string())
     columns["parse_error"] = pa.array([line.reason for line in lines], pa.string())
-    return pa.table(columns)
+    parsed.malformed_lines += len(lines)
+    lines.clear()
+    yield pa.table(columns)
 
 
 def to_csv_bytes(table: pa.Table) -> io.BytesIO:

@@ -7,8 +7,10 @@ file names its glob ``pattern`` matches; the first match wins, and ``[defaults]`
 
 import fnmatch
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,6 +30,10 @@ class FileSettings:
     timezone: str = "UTC"  # zone for timestamps that carry none
     cancellation_pattern: str = "^C[0-9-]"  # order ids matching this are cancellations ("C536379", "C-4"; not "CA-2016")
     max_rejected_share: float = 0.5  # above this share of bad rows the whole file is quarantined
+    # Rows dated (in UTC) outside these days are rejected: a year 1 or 9999 is a typo or a placeholder, not a sale,
+    # and beyond what the daily tables' partitions and Python's dates can hold.
+    min_date: date = date(1900, 1, 1)
+    max_date: date = date(2100, 12, 31)
     pattern: str | None = None  # the entry that matched, for the UI
 
 
@@ -57,11 +63,30 @@ def _settings(base: FileSettings, values: dict, path: Path) -> FileSettings:
     unknown = set(values) - known
     if unknown:
         raise MappingFileError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")
-    settings = replace(base, **values)
+    dates = {name: _date(values[name], name, path) for name in ("min_date", "max_date") if name in values}
+    settings = replace(base, **values | dates)
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise MappingFileError(f"{path}: unknown time zone {settings.timezone!r}") from error
     if not 0 <= settings.max_rejected_share <= 1:
         raise MappingFileError(f"{path}: max_rejected_share must be between 0 and 1")
+    if settings.min_date > settings.max_date:
+        raise MappingFileError(f"{path}: min_date {settings.min_date} is after max_date {settings.max_date}")
+    try:  # Postgres applies it; checked here (in the syntax both share) so the error names the mapping file
+        re.compile(settings.cancellation_pattern)
+    except (re.error, TypeError) as error:
+        raise MappingFileError(
+            f"{path}: invalid cancellation_pattern {settings.cancellation_pattern!r}: {error}"
+        ) from error
     return settings
+
+
+def _date(value, name: str, path: Path) -> date:
+    """A TOML date (min_date = 1900-01-01) or the same as a string."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError) as error:
+        raise MappingFileError(f"{path}: {name} must be a date such as 1900-01-01, not {value!r}") from error

@@ -7,16 +7,38 @@ key (a file partition key, or a pull's batch key): promoting a key replaces exac
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
+from analytics_pipeline.ingestion.columns import CANONICAL_FIELDS
 from analytics_pipeline.ingestion.reader import RAW_COLUMNS, to_csv_bytes
 from analytics_pipeline.ingestion.settings import FileSettings
 from analytics_pipeline.warehouse import db
+
+# Bounds on what a row may hold, so that no accepted value can break a table downstream. The daily tables keep
+# revenue as numeric(18, 2), below 10^16: at 10^12 a line, a day needs 10,000 lines at the limit to reach it. A
+# longer value than 500 characters is no id, name or number (a 10 MB "product" broke daily_product_metrics: a
+# btree entry holds at most 2,704 bytes, and 500 characters are at most 2,000). Rejected, never truncated: a cut
+# value would merge distinct products or ids without anyone knowing.
+MAX_ABS_VALUE = 10**12
+MAX_TEXT_CHARS = 500
+_LIMITS = {
+    "max_value": MAX_ABS_VALUE,
+    "value_range": f"|x| <= {MAX_ABS_VALUE:,}",
+    "max_chars": MAX_TEXT_CHARS,
+}
+
+# The reason naming a row's first field longer than the limit. Bytes are never fewer than characters, so the cheap
+# byte lengths spare almost every row the character count. Built from the field names, never from data.
+_TOO_LONG = f"""CASE WHEN greatest({", ".join(f"octet_length(r.{name})" for name in CANONICAL_FIELDS)}) > :max_chars
+           THEN (SELECT format('%s has %s characters, more than the %s allowed', name, length(value), :max_chars)
+                 FROM (VALUES {", ".join(f"({n}, '{name}', r.{name})" for n, name in enumerate(CANONICAL_FIELDS))})
+                     AS field (n, name, value)
+                 WHERE length(value) > :max_chars ORDER BY n LIMIT 1) END"""
 
 # Typing happens once, here, in SQL next to the data. The file's settings pin how zone-less timestamps and
 # day/month order are read, per transaction, so the server's own defaults cannot change what a file means.
@@ -27,29 +49,40 @@ SELECT set_config('TimeZone', :timezone, true),
        set_config('work_mem', '256MB', true)
 """
 
-_PARSE = """
+_PARSE = f"""
 CREATE TEMP TABLE parsed ON COMMIT DROP AS
 WITH typed AS MATERIALIZED (  -- typed once: inlined, each cast would run once per reference
     SELECT r.*,
            analytics.try_timestamptz(r.occurred_at) AS ts,
            CASE WHEN r.quantity IS NULL THEN 1 ELSE analytics.try_numeric(r.quantity) END AS qty,
            analytics.try_numeric(r.unit_price) AS price,
-           analytics.try_numeric(r.amount) AS total
+           analytics.try_numeric(r.amount) AS total,
+           {_TOO_LONG} AS too_long
     FROM analytics.raw_uploads AS r
     WHERE r.file_key = :file_key
 )
 SELECT typed.*,
        CASE
            WHEN parse_error IS NOT NULL THEN 'malformed line: ' || parse_error
+           WHEN too_long IS NOT NULL THEN too_long
            WHEN coalesce(btrim(occurred_at), '') = '' THEN 'missing timestamp'
            WHEN ts IS NULL THEN format('unparseable timestamp %L', occurred_at)
+           WHEN ts < :earliest OR ts >= :after_latest  -- instants: cheaper than each row's UTC day
+               THEN format('timestamp %L outside the accepted dates %s..%s', occurred_at, :min_date, :max_date)
            WHEN order_id IS NOT NULL AND btrim(order_id) = '' THEN 'missing order id'
            WHEN btrim(quantity) = '' THEN 'missing quantity'
            WHEN qty IS NULL THEN format('non-numeric quantity %L', quantity)
+           WHEN abs(qty) > :max_value THEN format('quantity %L out of range (%s)', quantity, :value_range)
            WHEN coalesce(btrim(unit_price), '') <> '' AND price IS NULL
                THEN format('non-numeric unit price %L', unit_price)
+           WHEN abs(price) > :max_value THEN format('unit price %L out of range (%s)', unit_price, :value_range)
            WHEN coalesce(btrim(amount), '') <> '' AND total IS NULL THEN format('non-numeric amount %L', amount)
+           WHEN abs(total) > :max_value THEN format('amount %L out of range (%s)', amount, :value_range)
            WHEN total IS NULL AND price IS NULL THEN 'missing amount: neither an amount nor a unit price'
+           WHEN total IS NULL AND abs(qty * price) > :max_value
+               THEN format('amount %s (quantity x unit price) out of range (%s)', qty * price, :value_range)
+           WHEN price IS NULL AND qty <> 0 AND abs(total) > :max_value * abs(qty)
+               THEN format('unit price %s (amount / quantity) out of range (%s)', total / qty, :value_range)
        END AS reason,
        coalesce(
            nullif(btrim(transaction_id), ''),
@@ -146,6 +179,15 @@ class LoadSummary:
     def rejected_share(self) -> float:
         return self.rows_rejected / self.rows_read if self.rows_read else 0.0
 
+    def refusal(self, settings: FileSettings) -> str | None:
+        """Why nothing was loaded (more bad rows than allowed), or None when the rows were loaded."""
+        if not self.over_rejected_share:
+            return None
+        return (
+            f"{self.rows_rejected} of {self.rows_read} rows ({self.rejected_share:.0%}) could not be loaded, more "
+            f"than the allowed {settings.max_rejected_share:.0%}; most common: {self.reasons['reason'].iloc[0]}"
+        )
+
     def metadata(self) -> dict:
         """What every loading asset reports; the refresh sensor reads first_day/last_day."""
         return {
@@ -178,7 +220,13 @@ def promote(conn: sa.Connection, key: str, settings: FileSettings = FileSettings
     conn.execute(sa.text(_SESSION), {"timezone": settings.timezone, "day_first": settings.day_first})
     conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :file_key"), params)
     conn.execute(sa.text("DELETE FROM analytics.rejected_rows WHERE file_key = :file_key"), params)
-    conn.execute(sa.text(_PARSE), params)
+    bounds = {
+        "min_date": settings.min_date,
+        "max_date": settings.max_date,
+        "earliest": datetime.combine(settings.min_date, time(), UTC),
+        "after_latest": datetime.combine(settings.max_date + timedelta(days=1), time(), UTC),
+    }
+    conn.execute(sa.text(_PARSE), params | _LIMITS | bounds)
     conn.execute(sa.text(_REJECT))
     summary = dict(conn.execute(sa.text(_SUMMARY)).mappings().one())
     reasons = db.fetch_frame(conn, _TOP_REASONS)
@@ -196,6 +244,8 @@ def promote(conn: sa.Connection, key: str, settings: FileSettings = FileSettings
         conn.exec_driver_sql("DROP TABLE latest")
     conn.exec_driver_sql("DROP TABLE parsed")
     sample = db.preview(conn, _PREVIEW, params) if loaded else dg.MetadataValue.md("(no rows)")
+    if refused:  # the days of rows that were not loaded are nobody's to refresh
+        summary |= {"first_day": None, "last_day": None}
     return LoadSummary(
         preview=sample,
         **summary,
