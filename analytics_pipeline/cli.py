@@ -43,6 +43,27 @@ def cmd_stop(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """List files the registry and the folders disagree about; with --repair, move each where it belongs."""
+    prepare_instance()
+    from analytics_pipeline import reconcile  # imported here, like the demo's modules, to keep `db` fast
+    from analytics_pipeline.warehouse import db
+
+    with db.engine_for(server.database_url()).connect() as conn:
+        found = reconcile.stranded(conn, paths.uploads_dir(), paths.archive_dir(), paths.quarantine_dir())
+    if not found:
+        print("every registered file is where the registry says, and no file is unaccounted for")
+        return 0
+    for item in found:
+        print(f"{item.why}: {item.path} (belongs at {item.target})")
+    if not args.repair:
+        print(f"{len(found)} stranded file(s); `analytics doctor --repair` moves them (nothing is deleted)")
+        return 1
+    for line in reconcile.repair(found):
+        print(line)
+    return 0
+
+
 def cmd_demo(_: argparse.Namespace) -> int:
     prepare_instance()
     from analytics_pipeline.demo import run_demo  # imports Dagster and the definitions: keep `db` fast
@@ -110,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     dev.set_defaults(run=cmd_dev)
     commands.add_parser("db", help="print a connection URL for psql or any SQL client").set_defaults(run=cmd_db)
     commands.add_parser("stop", help="stop the embedded Postgres").set_defaults(run=cmd_stop)
+    doctor = commands.add_parser("doctor", help="find (and with --repair, move) files the registry disagrees about")
+    doctor.add_argument("--repair", action="store_true", help="move each stranded file where it belongs")
+    doctor.set_defaults(run=cmd_doctor)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -1,5 +1,6 @@
 """Sensors: notice new files in the watched folder, and refresh the days a loaded file touched."""
 
+import hashlib
 import json
 import os
 import time
@@ -13,6 +14,8 @@ from analytics_pipeline.ingestion import files
 from analytics_pipeline.jobs import daily_refresh_job, ingest_upload_job
 from analytics_pipeline.partitions import months_for, upload_files
 from analytics_pipeline.resources import UploadFolders, Warehouse
+from analytics_pipeline.warehouse import registry
+from analytics_pipeline.warehouse.registry import FileStatus
 
 # A file must look the same on two ticks in a row (or be older than this) before it is read: a copy in progress
 # changes size or mtime between ticks.
@@ -20,10 +23,13 @@ SETTLE_SECONDS = 10
 # Assets that write analytics.transactions; each reports the first and last day its load touched.
 LOADING_ASSETS = ("transactions", "database_transactions", "api_transactions")
 MAX_RUNS_PER_TICK = int(os.environ.get("ANALYTICS_MAX_RUNS_PER_TICK", "25"))
+RECORDS_PER_TICK = 500  # loads read per asset and tick; a backlog is read over the next ticks
 
-_KNOWN_CONTENT = """
-SELECT content_hash, file_key FROM analytics.ingested_files WHERE content_hash = ANY(:hashes)
-"""
+# The runs of one file; Dagster's run retries (dagster.yaml) re-run a failed or killed load before the sensor
+# gives up on the file.
+_UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run that run retries will start again
 
 
 @dg.sensor(
@@ -34,7 +40,9 @@ SELECT content_hash, file_key FROM analytics.ingested_files WHERE content_hash =
         "Watches the uploads folder. Each new, settled file becomes a partition of raw_uploads (key: sanitised "
         "name + content hash) and one run of ingest_upload_job, at most ANALYTICS_MAX_RUNS_PER_TICK (25) per tick. "
         "Files still being written wait for a quiet tick. Bytes that were already loaded, under any name, are not "
-        "loaded again: the copy is moved to the archive next to the original."
+        "loaded again: the copy is moved to the archive next to the original. A quarantined or replaced file "
+        "dropped again is loaded again; a file whose loads keep failing (after run retries) is quarantined with the "
+        "failure as its reason; symbolic links and other non-regular entries are quarantined unread."
     ),
 )
 def upload_sensor(
@@ -44,9 +52,14 @@ def upload_sensor(
     previous: dict[str, list] = json.loads(context.cursor or "{}")
     observed: dict[str, list] = {}
     settled: list[tuple[Path, str, str]] = []  # path, partition key, content hash
-    waiting = 0
+    waiting = refused = 0
     folder = folders.uploads_path
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        reason = files.refusal(path)
+        if reason:
+            _refuse(context, warehouse, folders, path, reason)
+            refused += 1
+            continue
         if not files.is_candidate(path):
             continue
         stat = path.stat()
@@ -65,8 +78,11 @@ def upload_sensor(
         observed[path.name] = [*signature, key, digest]
         settled.append((path, key, digest))
 
-    loaded = _loaded_content(warehouse, [digest for _, _, digest in settled])
+    with warehouse.transaction() as conn:
+        loaded = registry.loaded_content(conn, [digest for _, _, digest in settled])
+        known = registry.statuses(conn, [key for _, key, _ in settled])
     requests: list[dg.RunRequest] = []
+    new_keys: list[str] = []
     requested: set[str] = set()
     duplicates = in_flight = 0
     for path, key, digest in settled:
@@ -75,38 +91,83 @@ def upload_sensor(
             if original:  # the same bytes were loaded before: keep the copy beside the original, load nothing
                 files.move_into(folders.archive_path, original, path)
                 observed.pop(path.name, None)
-                context.log.info(f"{path.name}: same content as {original}, already loaded; archived")
+                context.log.info(f"{files.display_name(path)}: same content as {original}, already loaded; archived")
             duplicates += 1
-        elif context.instance.has_dynamic_partition(upload_files.name, key):
-            in_flight += 1  # requested on an earlier tick; its run has not moved it yet
-        elif len(requests) < MAX_RUNS_PER_TICK:
-            requests.append(dg.RunRequest(run_key=key, partition_key=key, tags={"upload/file_name": path.name}))
-            requested.add(digest)
-        else:
+            continue
+        if len(requests) >= MAX_RUNS_PER_TICK:
             waiting += 1
+            continue
+        tags = {"upload/file_name": files.display_name(path)}
+        if not context.instance.has_dynamic_partition(upload_files.name, key):
+            requests.append(dg.RunRequest(run_key=key, partition_key=key, tags=tags))
+            new_keys.append(key)
+        elif known.get(key, {}).get("status") in (FileStatus.QUARANTINED, FileStatus.REPLACED):
+            # Dropped again (after the mapping file was fixed, say), or left behind by a kill between the commit
+            # and the move: load it again. Its mtime makes the run key new.
+            requests.append(dg.RunRequest(run_key=f"{key}@{path.stat().st_mtime_ns}", partition_key=key, tags=tags))
+        else:
+            failure = _given_up(context.instance, key)
+            if failure is None:
+                in_flight += 1  # its run is queued, running, or about to be retried
+                continue
+            _quarantine_failed(warehouse, folders, path, key, digest, failure)
+            observed.pop(path.name, None)
+            context.log.warning(f"{files.display_name(path)}: quarantined, {failure}")
+            continue
+        requested.add(digest)
 
     if not requests:
         return dg.SensorResult(
             skip_reason=(
                 f"no new files to load in {folder}: {waiting} waiting (still being written, or over the per-tick "
-                f"limit), {in_flight} already requested, {duplicates} duplicates of loaded files"
+                f"limit), {in_flight} already requested, {duplicates} duplicates of loaded files, {refused} refused"
             ),
             cursor=json.dumps(observed),
         )
     return dg.SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=[upload_files.build_add_request([r.partition_key for r in requests])],
+        dynamic_partitions_requests=[upload_files.build_add_request(new_keys)] if new_keys else [],
         cursor=json.dumps(observed),
     )
 
 
-def _loaded_content(warehouse: Warehouse, hashes: list[str]) -> dict[str, str]:
-    """content hash -> the partition key that loaded those bytes, for the hashes given."""
-    if not hashes:
-        return {}
+def _given_up(instance: dg.DagsterInstance, key: str) -> str | None:
+    """Why the loads of this partition will not be tried again - all its runs ended, the last one failed and run
+    retries are used up - or None while a run is queued, running or about to be retried."""
+    records = instance.get_run_records(dg.RunsFilter(job_name=ingest_upload_job.name, tags={"dagster/partition": key}))
+    if not records or any(r.dagster_run.status in _UNFINISHED for r in records):
+        return None
+    last = max(records, key=lambda r: r.create_timestamp).dagster_run
+    if last.status == dg.DagsterRunStatus.SUCCESS or last.tags.get(WILL_RETRY_TAG) == "true":
+        return None
+    failures = [
+        e for e in instance.all_logs(last.run_id, of_type={dg.DagsterEventType.STEP_FAILURE,
+                                                           dg.DagsterEventType.RUN_FAILURE})
+    ]
+    said = failures[0].message if failures else "no error recorded"
+    attempts = sum(r.dagster_run.status != dg.DagsterRunStatus.SUCCESS for r in records)
+    return f"loading failed {attempts} time(s); last run {last.run_id}: {files.excerpt(said)}"
+
+
+def _quarantine_failed(warehouse: Warehouse, folders: UploadFolders, path: Path, key: str, digest: str, reason: str):
+    facts = {"file_key": key, "file_name": files.display_name(path), "content_hash": digest,
+             "size_bytes": path.stat().st_size, "run_id": None}
     with warehouse.transaction() as conn:
-        rows = conn.execute(sa.text(_KNOWN_CONTENT), {"hashes": hashes}).all()
-    return {digest: key for digest, key in rows}
+        conn.execute(sa.text("DELETE FROM analytics.raw_uploads WHERE file_key = :key"), {"key": key})
+        registry.quarantined(conn, facts, str(files.destination(folders.quarantine_path, key, path)), reason)
+    files.quarantine(folders.quarantine_path, key, path, reason)
+
+
+def _refuse(context, warehouse: Warehouse, folders: UploadFolders, path: Path, reason: str) -> None:
+    """A link or a special file is never read: it is moved aside as it is (a link stays a link) and registered."""
+    digest = hashlib.sha256(os.fsencode(path.name)).hexdigest()  # of the name: the content is never read
+    key = files.partition_key(path.name, digest)
+    facts = {"file_key": key, "file_name": files.display_name(path), "content_hash": digest, "size_bytes": 0,
+             "run_id": None}
+    with warehouse.transaction() as conn:
+        registry.quarantined(conn, facts, str(files.destination(folders.quarantine_path, key, path)), reason)
+    files.quarantine(folders.quarantine_path, key, path, reason)
+    context.log.warning(f"refused {reason}")
 
 
 @dg.sensor(
@@ -120,17 +181,22 @@ def _loaded_content(warehouse: Warehouse, hashes: list[str]) -> dict[str, str]:
     ),
 )
 def touched_days_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    after = int(context.cursor) if context.cursor else None
-    records = [
-        record
-        for asset in LOADING_ASSETS
-        for record in context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), after_storage_id=after), limit=500, ascending=True
+    # One position per loading asset: each asset's loads are read in storage order from its own position, so a
+    # backlog of one never pushes another's loads below the cursor unread.
+    positions: dict[str, int] = _positions(context.cursor)
+    records = []
+    for asset in LOADING_ASSETS:
+        found = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), after_storage_id=positions.get(asset)),
+            limit=RECORDS_PER_TICK,
+            ascending=True,
         ).records
-    ]
+        records += found
+        if found:
+            positions[asset] = max(record.storage_id for record in found)
     if not records:
         return dg.SensorResult(skip_reason="no new transactions loaded since the last refresh", cursor=context.cursor)
-    cursor = str(max(record.storage_id for record in records))
+    cursor = json.dumps(positions, sort_keys=True)
     touched = [days for days in (_days(record.asset_materialization.metadata) for record in records) if days]
     if not touched:
         return dg.SensorResult(skip_reason="the new loads hold no valid transactions", cursor=cursor)
@@ -145,12 +211,20 @@ def touched_days_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
-                run_key=f"refresh-{cursor}",
+                run_key=f"refresh-{max(record.storage_id for record in records)}",
                 tags={ASSET_PARTITION_RANGE_START_TAG: months[0], ASSET_PARTITION_RANGE_END_TAG: months[1]},
             )
         ],
         cursor=cursor,
     )
+
+
+def _positions(cursor: str | None) -> dict[str, int]:
+    """The cursor as asset -> last storage id read. An older cursor was one storage id for all assets."""
+    if not cursor:
+        return {}
+    value = json.loads(cursor)
+    return value if isinstance(value, dict) else dict.fromkeys(LOADING_ASSETS, int(value))
 
 
 def _days(metadata) -> tuple[str, str] | None:

@@ -15,7 +15,7 @@ from analytics_pipeline_tests.stack import run_cli, stop_embedded, user_environm
 ROWS = [
     ("A-1", "1998-03-02T10:00:00Z", "12.50", "2"),  # old history: inside the default months (from 1900)
     ("A-2", "2011-07-15T09:30:00Z", "3.00", "1"),
-    ("A-3", "2999-01-02T10:00:00Z", "1.00", "1"),  # a mistyped year: after the current month
+    ("A-3", "2099-01-02T10:00:00Z", "1.00", "1"),  # a mistyped year: after the current month
 ]
 
 
@@ -37,7 +37,7 @@ def test_a_future_dated_row_is_counted_and_fails_the_check_with_the_fix(instance
     [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == ANALYSED_CHECK]
     assert not check.passed
     last = analysed_days()[1]
-    assert f"1 row dated after {last} (latest 2999-01-02)" in check.description
+    assert f"1 row dated after {last} (latest 2099-01-02)" in check.description
     assert "check the file's dates and time zone" in check.description
 
 

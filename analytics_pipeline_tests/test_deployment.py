@@ -265,8 +265,10 @@ def test_docker_compose_takes_secrets_from_the_environment_only():
 def test_docker_instance_is_the_project_instance_plus_a_docker_run_launcher():
     project = load_yaml(ROOT / "dagster.yaml")
     docker = load_yaml(DOCKER_INSTANCE)
-    assert "run_launcher" not in project
-    assert {k: v for k, v in docker.items() if k != "run_launcher"} == project
+    assert project["run_launcher"]["class"] == "MonitoredRunLauncher"  # the local one; Docker brings its own
+    assert {k: v for k, v in docker.items() if k != "run_launcher"} == {
+        k: v for k, v in project.items() if k != "run_launcher"
+    }
 
 
 def test_docker_instance_is_valid_dagster_config_with_a_docker_run_launcher(warehouse_url, tmp_path, monkeypatch):
@@ -525,6 +527,8 @@ def test_helm_values_run_this_project_like_the_compose_stack():
     assert daemon["runMonitoring"]["enabled"] is monitoring["enabled"] is True
     assert daemon["runMonitoring"]["startTimeoutSeconds"] == monitoring["start_timeout_seconds"]
     assert daemon["runMonitoring"]["pollIntervalSeconds"] == monitoring["poll_interval_seconds"]
+    assert daemon["runMonitoring"]["maxResumeRunAttempts"] == monitoring["max_resume_run_attempts"]
+    assert daemon["runMonitoring"]["freeSlotsAfterRunEndSeconds"] == monitoring["free_slots_after_run_end_seconds"]
     assert daemon["runRetries"] == {
         "enabled": project_instance["run_retries"]["enabled"],
         "maxRetries": project_instance["run_retries"]["max_retries"],

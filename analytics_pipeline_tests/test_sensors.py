@@ -5,6 +5,7 @@ import time
 from datetime import date
 
 import dagster as dg
+import sqlalchemy as sa
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from analytics_pipeline.ingestion import files
@@ -133,3 +134,134 @@ def test_loads_of_any_year_are_refreshed_and_future_days_are_clipped(instance):
         "1998-01",
         this_month,
     )
+
+
+# ----------------------------------------------------------------------------------- the file's life (issue 10)
+
+
+def _load(instance, folders, key: str) -> dg.ExecuteInProcessResult:
+    from analytics_pipeline.assets.transactions import transactions
+    from analytics_pipeline.assets.uploads import raw_uploads
+    from analytics_pipeline_tests.conftest import resources
+
+    return dg.materialize([raw_uploads, transactions], instance=instance, partition_key=key,
+                          resources=resources(folders))
+
+
+def _file(engine, key: str) -> dict:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.text("SELECT * FROM analytics.ingested_files WHERE file_key = :k"), {"k": key})
+                    .mappings().one())
+
+
+def test_the_file_moves_only_after_its_rows_are_committed(instance, folders, engine):
+    from analytics_pipeline.assets.uploads import raw_uploads
+    from analytics_pipeline_tests.conftest import resources
+
+    path = folders.uploads_path / "orders.csv"
+    path.write_text("order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n")
+    key = files.describe(path).key
+    instance.add_dynamic_partitions("upload_files", [key])
+    dg.materialize([raw_uploads], instance=instance, partition_key=key, resources=resources(folders))
+    # Staged, not yet loaded: the file has not moved, and the registry says where it is.
+    assert path.exists() and _file(engine, key)["status"] == "staged" and _file(engine, key)["path"] == str(path)
+    _load(instance, folders, key)
+    archived = folders.archive_path / key / "orders.csv"
+    assert not path.exists() and archived.exists()
+    assert (_file(engine, key)["status"], _file(engine, key)["path"]) == ("loaded", str(archived))
+
+
+def test_a_file_left_in_the_folder_after_its_commit_is_archived_by_the_sensor(instance, folders, engine):
+    """A kill between the commit and the move leaves the registry ahead of the disk; the next tick catches up."""
+    path = folders.uploads_path / "orders.csv"
+    path.write_text("order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n")
+    key = files.describe(path).key
+    instance.add_dynamic_partitions("upload_files", [key])
+    _load(instance, folders, key)
+    archived = folders.archive_path / key / "orders.csv"
+    archived.rename(path)  # as if the process died after the commit, before the move
+    _age(path, SETTLE_SECONDS + 5)
+    result = _tick(instance, folders)
+    assert not result.run_requests and archived.exists() and not path.exists()
+
+
+def test_a_quarantined_file_dropped_again_after_the_mapping_is_fixed_loads(instance, folders, engine, tmp_path,
+                                                                              monkeypatch):
+    from analytics_pipeline.ingestion.settings import MAPPINGS_ENV
+
+    mappings = tmp_path / "column_mappings.toml"
+    mappings.write_text('[defaults]\ncancellation_pattern = "^C[0-9"\n')  # an invalid regular expression
+    monkeypatch.setenv(MAPPINGS_ENV, str(mappings))
+    path = folders.uploads_path / "orders.csv"
+    content = "order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n2,2026-01-02T10:00:00Z,4,2\n"
+    path.write_text(content)
+    _age(path, SETTLE_SECONDS + 5)
+    [request] = _tick(instance, folders).run_requests
+    instance.add_dynamic_partitions("upload_files", [request.partition_key])
+    assert _load(instance, folders, request.partition_key).success  # the file's fault never fails the run
+    row = _file(engine, request.partition_key)
+    assert row["status"] == "quarantined" and "cancellation_pattern" in row["reason"], row["reason"]
+    quarantined = folders.quarantine_path / request.partition_key / "orders.csv"
+    assert quarantined.exists() and not path.exists()
+
+    mappings.write_text('[defaults]\ncancellation_pattern = "^C[0-9]"\n')  # fixed
+    path.write_text(content)  # the same bytes, dropped again
+    _age(path, SETTLE_SECONDS + 5)
+    [again] = _tick(instance, folders).run_requests  # not "already loaded": it never was
+    assert again.partition_key == request.partition_key and again.run_key != request.run_key
+    _load(instance, folders, again.partition_key)
+    assert _file(engine, again.partition_key)["status"] == "loaded"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM analytics.transactions")).scalar_one() == 2
+
+
+def test_a_header_only_version_does_not_wipe_the_loaded_one(instance, folders, engine):
+    path = folders.uploads_path / "orders.csv"
+    path.write_text("order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n2,2026-01-02T10:00:00Z,4,2\n")
+    first = files.describe(path).key
+    instance.add_dynamic_partitions("upload_files", [first])
+    _load(instance, folders, first)
+    path.write_text("order_id,timestamp,price,quantity\n")  # an export that came out empty, same name
+    second = files.describe(path).key
+    instance.add_dynamic_partitions("upload_files", [second])
+    _load(instance, folders, second)
+    assert _file(engine, first)["status"] == "loaded"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM analytics.transactions")).scalar_one() == 2
+
+
+def test_a_symbolic_link_is_refused_by_name_and_never_read(instance, folders, engine, tmp_path):
+    secret = tmp_path / "credentials.txt"
+    secret.write_text("OPENAI_API_KEY=sk-this-must-never-be-shown\n")
+    link = folders.uploads_path / "orders.csv"
+    link.symlink_to(secret)
+    result = _tick(instance, folders)
+    assert not result.run_requests and "1 refused" in result.skip_reason.skip_message
+    with engine.connect() as conn:
+        [(status, reason)] = conn.execute(sa.text("SELECT status, reason FROM analytics.ingested_files")).all()
+    assert status == "quarantined" and "orders.csv is a symbolic link" in reason
+    assert "sk-this" not in reason and "credentials" not in reason
+    [moved] = [p for p in folders.quarantine_path.rglob("orders.csv")]
+    assert moved.is_symlink() and "sk-this" not in (moved.parent / "orders.csv.reason.txt").read_text()
+    assert secret.read_text().startswith("OPENAI_API_KEY")  # the target is untouched
+
+
+def test_a_backlog_of_one_loading_asset_does_not_hide_another_assets_loads(instance):
+    from analytics_pipeline.sensors import RECORDS_PER_TICK
+
+    for day in range(RECORDS_PER_TICK + 1):  # more loads of files than a tick reads
+        first = f"2025-{1 + day // 28:02d}-{1 + day % 28:02d}" if day < 12 * 28 else "2025-12-28"
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key="transactions", metadata={"first_day": first, "last_day": first})
+        )
+    instance.report_runless_asset_event(  # stored after all of them
+        dg.AssetMaterialization(asset_key="api_transactions", metadata={"first_day": "2026-06-01",
+                                                                         "last_day": "2026-06-02"})
+    )
+    first_tick = touched_days_sensor(dg.build_sensor_context(instance=instance))
+    second_tick = touched_days_sensor(dg.build_sensor_context(instance=instance, cursor=first_tick.cursor))
+    # The load the first tick could not read is refreshed by the second; nothing is skipped.
+    [request] = second_tick.run_requests
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2025-12"
+    third = touched_days_sensor(dg.build_sensor_context(instance=instance, cursor=second_tick.cursor))
+    assert not third.run_requests

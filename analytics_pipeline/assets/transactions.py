@@ -10,30 +10,11 @@ from analytics_pipeline.ingestion import files
 from analytics_pipeline.ingestion.settings import settings_for
 from analytics_pipeline.partitions import upload_files
 from analytics_pipeline.resources import UploadFolders, Warehouse
-from analytics_pipeline.warehouse import canonical
+from analytics_pipeline.warehouse import canonical, db, registry
+from analytics_pipeline.warehouse.registry import FileStatus
 from analytics_pipeline.warehouse.contract import table_metadata
 
 ACCEPTED_ROWS_CHECK = "rows_accepted"
-
-_FILE = "SELECT file_name, path, status, received_at FROM analytics.ingested_files WHERE file_key = :file_key"
-
-# Versions of the same file name: a newer one replaces an older one's rows, whatever order runs happen in.
-_OTHER_VERSIONS = """
-SELECT file_key, received_at > :received_at AS newer, first_day, last_day
-FROM analytics.ingested_files
-WHERE file_name = :file_name AND file_key <> :file_key AND status IN ('staged', 'loaded')
-"""
-
-_RECORD = """
-UPDATE analytics.ingested_files
-SET status = :status, reason = :reason, path = :path, rows_loaded = :rows_loaded, rows_rejected = :rows_rejected,
-    duplicate_rows = :duplicate_rows, first_day = :first_day, last_day = :last_day, loaded_at = now()
-WHERE file_key = :file_key
-"""
-
-_REPLACED = """
-UPDATE analytics.ingested_files SET status = 'replaced', reason = :reason WHERE file_key = :file_key
-"""
 
 
 @dg.asset(
@@ -65,59 +46,48 @@ UPDATE analytics.ingested_files SET status = 'replaced', reason = :reason WHERE 
 def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: UploadFolders):
     key = context.partition_key
     with warehouse.transaction() as conn:
-        upload = conn.execute(sa.text(_FILE), {"file_key": key}).mappings().one()
-        if upload["status"] == "quarantined":
-            return _skipped("quarantined", "the file was quarantined when it was read")
-        versions = conn.execute(
-            sa.text(_OTHER_VERSIONS), {"file_key": key, **upload}
-        ).mappings().all()
-        newer = [v["file_key"] for v in versions if v["newer"]]
-        if newer:
-            reason = f"replaced by a newer version of {upload['file_name']} ({newer[0]})"
-            conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :key"), {"key": key})
-            conn.execute(sa.text(_REPLACED), {"file_key": key, "reason": reason})
-            return _skipped("replaced", reason)
-
-        settings = settings_for(upload["file_name"])
-        summary = canonical.promote(conn, key, settings)
-        share = summary.rejected_share
-        status, reason, path = "loaded", None, upload["path"]
-        if summary.over_rejected_share:
-            reason = (
-                f"{summary.rows_rejected} of {summary.rows_read} rows ({share:.0%}) could not be loaded, more than "
-                f"the allowed {settings.max_rejected_share:.0%}; most common: {summary.reasons['reason'].iloc[0]}"
-            )
-            status = "quarantined"
-            path = str(files.quarantine(folders.quarantine_path, key, Path(upload["path"]), reason))
-        # Only a version that loaded replaces older ones: a quarantined file must not wipe the last good version.
-        older_versions = [v for v in versions if not v["newer"]] if status == "loaded" else []
-        for older in (v["file_key"] for v in older_versions):
-            conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :key"), {"key": older})
-            conn.execute(
-                sa.text(_REPLACED), {"file_key": older, "reason": f"replaced by a newer version ({key})"}
-            )
-        loaded = summary.rows_loaded if status == "loaded" else 0
-        conn.execute(
-            sa.text(_RECORD),
-            {
-                "file_key": key,
-                "status": status,
-                "reason": reason,
-                "path": path,
-                "rows_loaded": loaded,
-                "rows_rejected": summary.rows_rejected,
-                "duplicate_rows": summary.duplicate_rows,
-                "first_day": summary.first_day if loaded else None,
-                "last_day": summary.last_day if loaded else None,
-            },
-        )
-        coverage, coverage_check = analysed_check(conn, key)
+        upload = registry.file_row(conn, key)
+    if upload is None:
+        return _skipped("not staged", "the file changed while it was read; its settled version loads on its own")
+    if upload["status"] == FileStatus.QUARANTINED:
+        return _skipped("quarantined", "the file was quarantined when it was read")
+    if upload["status"] == FileStatus.REPLACED:
+        return _skipped("replaced", "a newer version of the file replaced it")
+    staged_at = Path(upload["path"])
+    try:
+        with warehouse.transaction() as conn:
+            versions = registry.other_versions(conn, key, upload["file_name"], upload["received_at"])
+            newer = [v["file_key"] for v in versions if v["newer"]]
+            if newer:
+                reason = f"replaced by a newer version of {upload['file_name']} ({newer[0]})"
+                conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :key"), {"key": key})
+                registry.replaced(conn, key, reason)
+            else:
+                settings = settings_for(upload["file_name"])
+                summary = canonical.promote(conn, key, settings)
+                outcome = _outcome(conn, key, upload, versions, summary, settings, folders)
+                coverage, coverage_check = analysed_check(conn, key)
+    except Exception as error:  # noqa: BLE001 - every failure that is the file's fault quarantines the file
+        if db.is_outage(error):
+            raise  # the database, not the file: fail the run, a retry loads the file
+        return _quarantined_on_error(context, warehouse, folders, key, upload, staged_at, error)
+    # The file moves only now that the database has committed where it belongs; a kill in between leaves it in the
+    # watched folder, and the sensor, seeing the registry, moves it there.
+    if newer:
+        files.move_into(folders.archive_path, key, staged_at)
+        return _skipped("replaced", reason)
+    status, reason, loaded, older_versions = outcome
+    if status == FileStatus.QUARANTINED:
+        files.quarantine(folders.quarantine_path, key, staged_at, reason)
+    else:
+        files.move_into(folders.archive_path, key, staged_at)
     context.log.info(f"{key}: {status}, {loaded} loaded, {summary.rows_rejected} rejected")
     # Days to refresh: this version's, and those of any older version whose rows it just replaced.
     days = [d for v in older_versions for d in (v["first_day"], v["last_day"]) if d]
     days += [summary.first_day, summary.last_day] if loaded and summary.first_day else []
+    share = summary.rejected_share
     metadata = summary.metadata() | coverage | {
-        "status": status,
+        "status": str(status),
         "dagster/row_count": loaded,
         "first_day": str(min(days)) if days else "",
         "last_day": str(max(days)) if days else "",
@@ -127,7 +97,7 @@ def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folder
         check_results=[
             dg.AssetCheckResult(
                 check_name=ACCEPTED_ROWS_CHECK,
-                passed=status == "loaded",
+                passed=status == FileStatus.LOADED,
                 severity=dg.AssetCheckSeverity.WARN,
                 description=reason,
                 metadata={"rejected_share": round(share, 4), "allowed_share": settings.max_rejected_share},
@@ -137,12 +107,51 @@ def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folder
     )
 
 
-def _skipped(status: str, reason: str) -> dg.MaterializeResult:
+def _outcome(conn, key: str, upload: dict, versions: list[dict], summary, settings, folders: UploadFolders):
+    """Record what the typed rows came to: loaded (replacing older versions of the name) or quarantined."""
+    status, reason = FileStatus.LOADED, summary.refusal(settings)
+    target = files.destination(folders.archive_path, key, Path(upload["path"]))
+    if reason:
+        status = FileStatus.QUARANTINED
+        target = files.destination(folders.quarantine_path, key, Path(upload["path"]))
+    loaded = summary.rows_loaded if status == FileStatus.LOADED else 0
+    # Only a version that loaded rows replaces older ones: a quarantined or header-only file must not wipe the last
+    # good version.
+    older_versions = [v for v in versions if not v["newer"]] if loaded else []
+    for older in (v["file_key"] for v in older_versions):
+        conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :key"), {"key": older})
+        registry.replaced(conn, older, f"replaced by a newer version ({key})")
+    registry.promoted(
+        conn, key, status, str(target), reason,
+        rows_loaded=loaded,
+        rows_rejected=summary.rows_rejected,
+        duplicate_rows=summary.duplicate_rows,
+        first_day=summary.first_day if loaded else None,
+        last_day=summary.last_day if loaded else None,
+    )
+    return status, reason, loaded, older_versions
+
+
+def _quarantined_on_error(context, warehouse: Warehouse, folders: UploadFolders, key, upload, staged_at, error):
+    reason = f"cannot load ({type(error).__name__}): {files.excerpt(str(error))}"
+    target = files.destination(folders.quarantine_path, key, staged_at)
+    with warehouse.transaction() as conn:  # the failed transaction rolled back: nothing of the file is loaded
+        registry.promoted(conn, key, FileStatus.QUARANTINED, str(target), reason, rows_loaded=0, rows_rejected=None,
+                          duplicate_rows=None, first_day=None, last_day=None)
+    files.quarantine(folders.quarantine_path, key, staged_at, reason)
+    context.log.warning(f"quarantined {upload['file_name']}: {reason}")
+    return _skipped("quarantined", reason, passed=False)
+
+
+def _skipped(status: str, reason: str, passed: bool = True) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={"status": status, "reason": reason, "dagster/row_count": 0, "first_day": "", "last_day": ""},
         check_results=[
             dg.AssetCheckResult(
-                check_name=ACCEPTED_ROWS_CHECK, passed=True, description=f"nothing to load: {reason}"
+                check_name=ACCEPTED_ROWS_CHECK,
+                passed=passed,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=reason if not passed else f"nothing to load: {reason}",
             ),
             nothing_loaded(reason),
         ],

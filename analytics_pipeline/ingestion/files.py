@@ -13,6 +13,13 @@ from pathlib import Path
 
 _HASH_CHARS = 12
 _MAX_STEM = 60
+REASON = ".reason.txt"
+EXCERPT_CHARS = 200  # what a reason may quote of a file or of an error about it
+_MAX_NAME_BYTES = 255  # most file systems' limit on one name
+
+
+class ChangedWhileLoading(RuntimeError):
+    """The file's bytes differ after staging from what its partition key was hashed from."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +54,34 @@ def describe(path: Path) -> UploadedFile:
 
 
 def is_candidate(path: Path) -> bool:
-    """Visible regular files; editors' and copiers' temporary files start with a dot and are left alone."""
-    return path.is_file() and not path.name.startswith(".") and not path.name.endswith(".reason.txt")
+    """Visible regular files; editors' and copiers' temporary files start with a dot and are left alone. A symbolic
+    link is never a candidate, whatever it points to: following one would read a file outside the folder."""
+    return (
+        not path.is_symlink() and path.is_file() and not path.name.startswith(".") and not path.name.endswith(REASON)
+    )
+
+
+def refusal(path: Path) -> str | None:
+    """Why a visible entry of the watched folder can never be loaded, or None. Names the entry, never its content
+    nor what a link points to."""
+    if path.name.startswith("."):
+        return None
+    if path.is_symlink():
+        return f"{display_name(path)} is a symbolic link; copy the file itself into the folder"
+    if not path.is_file() and not path.is_dir():
+        return f"{display_name(path)} is not a regular file (a device, socket or pipe)"
+    return None
+
+
+def display_name(path: Path) -> str:
+    """The name as text that survives a database and a UI: bytes that are not UTF-8 show as U+FFFD."""
+    return path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """At most `limit` characters of text that may quote a file, with control characters shown as escapes."""
+    shown = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def locate(key: str, uploads: Path, archive: Path, quarantine: Path) -> UploadedFile:
@@ -66,18 +99,30 @@ def locate(key: str, uploads: Path, archive: Path, quarantine: Path) -> Uploaded
     raise FileNotFoundError(f"no file for partition {key!r} in {uploads}, {archive} or {quarantine}")
 
 
+def destination(folder: Path, key: str, path: Path) -> Path:
+    """Where a file goes in the archive or the quarantine: ``folder/<key>/<its name>``; the key folder keeps two
+    versions of one name apart."""
+    return folder / key / path.name
+
+
 def move_into(folder: Path, key: str, path: Path) -> Path:
-    """Move a file into ``folder/<key>/`` keeping its name; the key folder keeps two versions of a name apart."""
-    target_dir = folder / key
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / path.name
-    if path.resolve() != target.resolve():
-        shutil.move(str(path), target)
+    """Move a file to its destination in ``folder``. A file already there (a retry after the move) stays."""
+    target = destination(folder, key, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        if path.absolute() != target.absolute():
+            shutil.move(str(path), target)  # a symbolic link moves as a link; its target is never touched
+    elif not target.exists():
+        raise FileNotFoundError(f"{display_name(path)} is neither in the watched folder nor at {target}")
     return target
 
 
 def quarantine(folder: Path, key: str, path: Path, reason: str) -> Path:
-    """Move a rejected file aside with a ``.reason.txt`` a person can read next to it."""
+    """Move a rejected file aside with a reason file a person can read next to it (``<name>.reason.txt``, or
+    ``reason.txt`` when the name is too long for another suffix)."""
     target = move_into(folder, key, path)
-    target.with_name(target.name + ".reason.txt").write_text(reason + "\n")
+    reason_name = target.name + REASON
+    if len(reason_name.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES:
+        reason_name = REASON.lstrip(".")
+    (target.parent / reason_name).write_text(reason + "\n")
     return target

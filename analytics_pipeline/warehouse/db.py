@@ -51,6 +51,14 @@ def copy_csv(conn: sa.Connection, table: str, columns: list[str], csv_stream: IO
         cursor.close()
 
 
+def is_outage(error: BaseException) -> bool:
+    """The database went away or refused the connection (restart, network, too many clients): a fault of the
+    moment that a retry outlives, never a reason to blame the data being written."""
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.DisconnectionError)
+
+
 def fetch_frame(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None):
     """Run a query and return a pandas DataFrame; the one place query results become frames."""
     import pandas as pd
