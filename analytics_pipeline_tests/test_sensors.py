@@ -148,6 +148,16 @@ def _load(instance, folders, key: str) -> dg.ExecuteInProcessResult:
                           resources=resources(folders))
 
 
+def _drop_and_load(instance, folders, text: str) -> str:
+    """orders.csv with ``text``, registered and loaded as the sensor's run would; returns its partition key."""
+    path = folders.uploads_path / "orders.csv"
+    path.write_text(text)
+    key = files.describe(path).key
+    instance.add_dynamic_partitions("upload_files", [key])
+    _load(instance, folders, key)
+    return key
+
+
 def _file(engine, key: str) -> dict:
     with engine.connect() as conn:
         return dict(conn.execute(sa.text("SELECT * FROM analytics.ingested_files WHERE file_key = :k"), {"k": key})
@@ -173,11 +183,8 @@ def test_the_file_moves_only_after_its_rows_are_committed(instance, folders, eng
 
 def test_a_file_left_in_the_folder_after_its_commit_is_archived_by_the_sensor(instance, folders, engine):
     """A kill between the commit and the move leaves the registry ahead of the disk; the next tick catches up."""
+    key = _drop_and_load(instance, folders, "order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n")
     path = folders.uploads_path / "orders.csv"
-    path.write_text("order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n")
-    key = files.describe(path).key
-    instance.add_dynamic_partitions("upload_files", [key])
-    _load(instance, folders, key)
     archived = folders.archive_path / key / "orders.csv"
     archived.rename(path)  # as if the process died after the commit, before the move
     _age(path, SETTLE_SECONDS + 5)
@@ -216,15 +223,9 @@ def test_a_quarantined_file_dropped_again_after_the_mapping_is_fixed_loads(insta
 
 
 def test_a_header_only_version_does_not_wipe_the_loaded_one(instance, folders, engine):
-    path = folders.uploads_path / "orders.csv"
-    path.write_text("order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n2,2026-01-02T10:00:00Z,4,2\n")
-    first = files.describe(path).key
-    instance.add_dynamic_partitions("upload_files", [first])
-    _load(instance, folders, first)
-    path.write_text("order_id,timestamp,price,quantity\n")  # an export that came out empty, same name
-    second = files.describe(path).key
-    instance.add_dynamic_partitions("upload_files", [second])
-    _load(instance, folders, second)
+    orders = "order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n2,2026-01-02T10:00:00Z,4,2\n"
+    first = _drop_and_load(instance, folders, orders)
+    _drop_and_load(instance, folders, "order_id,timestamp,price,quantity\n")  # an export that came out empty
     assert _file(engine, first)["status"] == "loaded"
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM analytics.transactions")).scalar_one() == 2

@@ -1,5 +1,6 @@
 """Connections, the schema, and the two write patterns every asset uses: COPY in bulk, replace a slice."""
 
+import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
@@ -23,12 +24,39 @@ def engine_for(url: str) -> sa.Engine:
     return engine
 
 
+# The hash of the schema.sql last applied. Applying it takes table locks (CREATE INDEX IF NOT EXISTS takes a share
+# lock even when the index exists, GRANT locks every table), and a run worker applying it while another one COPYs a
+# file deadlocked; so a process applies it only when the file differs from what the database already has.
+_APPLIED = """
+CREATE SCHEMA IF NOT EXISTS analytics;
+CREATE TABLE IF NOT EXISTS analytics.schema_applied (sha256 text PRIMARY KEY, applied_at timestamptz NOT NULL);
+"""
+
+
 def apply_schema(engine: sa.Engine) -> None:
-    """Create or update the warehouse tables; an advisory lock keeps concurrent run workers from racing."""
+    """Create or update the warehouse tables once per version of schema.sql; an advisory lock keeps concurrent
+    run workers from racing, and a worker that finds this version applied takes no lock at all."""
     ddl = resources.files("analytics_pipeline.warehouse").joinpath("schema.sql").read_text()
+    digest = hashlib.sha256(ddl.encode()).hexdigest()
+    if _applied(engine, digest):
+        return
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK_ID})
+        conn.exec_driver_sql(_APPLIED)
+        if conn.execute(sa.text("SELECT 1 FROM analytics.schema_applied WHERE sha256 = :d"), {"d": digest}).first():
+            return  # another process applied it while this one waited for the lock
         conn.exec_driver_sql(ddl)
+        conn.execute(
+            sa.text("INSERT INTO analytics.schema_applied (sha256, applied_at) VALUES (:d, now())"), {"d": digest}
+        )
+
+
+def _applied(engine: sa.Engine, digest: str) -> bool:
+    with engine.connect() as conn:
+        exists = conn.execute(sa.text("SELECT to_regclass('analytics.schema_applied')")).scalar()
+        return bool(exists) and bool(
+            conn.execute(sa.text("SELECT 1 FROM analytics.schema_applied WHERE sha256 = :d"), {"d": digest}).first()
+        )
 
 
 @contextmanager
