@@ -266,3 +266,28 @@ def test_a_backlog_of_one_loading_asset_does_not_hide_another_assets_loads(insta
     assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2025-12"
     third = touched_days_sensor(dg.build_sensor_context(instance=instance, cursor=second_tick.cursor))
     assert not third.run_requests
+
+
+def test_a_file_whose_loads_keep_failing_is_quarantined_with_the_failure(instance, folders, engine):
+    """Failed runs (here: a database that cannot be reached) with no retry left: the sensor gives up on the file."""
+    from analytics_pipeline.definitions import defs
+
+    path = folders.uploads_path / "orders.csv"
+    path.write_text("order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n")
+    _age(path, SETTLE_SECONDS + 5)
+    first = _tick(instance, folders)
+    [request] = first.run_requests
+    _apply(instance, first)
+    unreachable = Warehouse(database_url="postgresql://nobody@127.0.0.1:1/none")
+    failed = defs.resolve_job_def("ingest_upload_job").execute_in_process(
+        instance=instance, partition_key=request.partition_key, raise_on_error=False,
+        resources={"warehouse": unreachable, "folders": folders},
+    )
+    assert not failed.success and path.exists()  # an outage fails the run; the file waits in the folder
+
+    result = _tick(instance, folders)
+    assert not result.run_requests
+    row = _file(engine, request.partition_key)
+    assert row["status"] == "quarantined" and row["reason"].startswith("loading failed 1 time(s); last run ")
+    assert failed.run_id in row["reason"]
+    assert (folders.quarantine_path / request.partition_key / "orders.csv").exists() and not path.exists()
