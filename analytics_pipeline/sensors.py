@@ -30,6 +30,7 @@ RECORDS_PER_TICK = 500  # loads read per asset and tick; a backlog is read over 
 _UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run that run retries will start again
+RETRY_GRACE_SECONDS = 120  # how long after a failure the sensor waits for run retries before giving up on a file
 
 
 @dg.sensor(
@@ -137,8 +138,13 @@ def _given_up(instance: dg.DagsterInstance, key: str) -> str | None:
     records = instance.get_run_records(dg.RunsFilter(job_name=ingest_upload_job.name, tags={"dagster/partition": key}))
     if not records or any(r.dagster_run.status in _UNFINISHED for r in records):
         return None
-    last = max(records, key=lambda r: r.create_timestamp).dagster_run
+    last_record = max(records, key=lambda r: r.create_timestamp)
+    last = last_record.dagster_run
     if last.status == dg.DagsterRunStatus.SUCCESS or last.tags.get(WILL_RETRY_TAG) == "true":
+        return None
+    # Run retries decide a moment after the failure is stored; until then the run does not say it will be retried.
+    ended = last_record.end_time or last_record.update_timestamp.timestamp()
+    if time.time() - ended < RETRY_GRACE_SECONDS:
         return None
     failures = [
         e for e in instance.all_logs(last.run_id, of_type={dg.DagsterEventType.STEP_FAILURE,
