@@ -21,7 +21,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline.assets.transactions import ACCEPTED_ROWS_CHECK
+from analytics_pipeline.assets.transactions import ACCEPTED_ROWS_CHECK, BOOKS_CHECK
 from analytics_pipeline.assets.uploads import ACCEPTED_CHECK
 from analytics_pipeline.ingestion.settings import MAPPINGS_ENV
 from analytics_pipeline_tests.conftest import load_uploads
@@ -456,6 +456,11 @@ def test_corpus_file(case: Case, instance, folders, engine, mappings):
     upload.write_bytes(original)
 
     [key] = load_uploads(instance, folders, [upload])
+    # Whatever the file held, its books balance: lines read = staged = loaded + rejected + duplicates, recounted.
+    [run] = instance.get_runs(limit=1)
+    books = [e.asset_check_evaluation for e in instance.all_logs(run.run_id)
+             if e.asset_check_evaluation and e.asset_check_evaluation.check_name == BOOKS_CHECK]
+    assert [b.passed for b in books] == [True], [b.description for b in books]
 
     # The registry. A file quarantined when read never reaches row typing: it has no row counts.
     registry = dict(

@@ -15,6 +15,17 @@ from analytics_pipeline.warehouse.registry import FileStatus
 from analytics_pipeline.warehouse.contract import table_metadata
 
 ACCEPTED_ROWS_CHECK = "rows_accepted"
+BOOKS_CHECK = "books_balance"
+
+# Each count taken afresh from the table that holds the rows, against what the load reported: the file's lines
+# read by the parser (registry) against the lines staged and the lines typed, the rejections reported against those
+# stored, the rows the insert reported against those now in transactions (the duplicates are the typed lines that
+# were neither, so loaded + rejected + duplicates = read follows).
+_BOOKS = """
+SELECT (SELECT count(*) FROM analytics.raw_uploads WHERE file_key = :key) AS staged,
+       (SELECT count(*) FROM analytics.rejected_rows WHERE file_key = :key) AS rejected,
+       (SELECT count(*) FROM analytics.transactions WHERE source = :key) AS loaded
+"""
 
 
 @dg.asset(
@@ -31,6 +42,14 @@ ACCEPTED_ROWS_CHECK = "rows_accepted"
             description="Rejected rows stay under the file's allowed share; warns when the whole file is quarantined.",
         ),
         analysed_check_spec("transactions"),
+        dg.AssetCheckSpec(
+            BOOKS_CHECK,
+            asset="transactions",
+            description=(
+                "The file's books balance: the lines the parser read were all staged and typed, and the loaded and "
+                "rejected rows the load reported are the rows now in their tables, counted again."
+            ),
+        ),
     ],
     metadata=table_metadata("transactions"),
     description=(
@@ -67,6 +86,7 @@ def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folder
                 summary = canonical.promote(conn, key, settings)
                 outcome = _outcome(conn, key, upload, versions, summary, settings, folders)
                 coverage, coverage_check = analysed_check(conn, key)
+                books = _books(conn, key, upload, summary, outcome[2])
     except Exception as error:  # noqa: BLE001 - every failure that is the file's fault quarantines the file
         if db.is_outage(error):
             raise  # the database, not the file: fail the run, a retry loads the file
@@ -103,7 +123,23 @@ def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folder
                 metadata={"rejected_share": round(share, 4), "allowed_share": settings.max_rejected_share},
             ),
             coverage_check,
+            books,
         ],
+    )
+
+
+def _books(conn, key: str, upload: dict, summary, loaded: int) -> dg.AssetCheckResult:
+    counted = conn.execute(sa.text(_BOOKS), {"key": key}).mappings().one()
+    expected = {"staged": upload["rows_read"], "rejected": summary.rows_rejected, "loaded": loaded}
+    wrong = {name: (counted[name], want) for name, want in expected.items() if counted[name] != want}
+    if summary.rows_read != upload["rows_read"]:  # the lines typed in SQL against the lines the parser read
+        wrong["typed"] = (summary.rows_read, upload["rows_read"])
+    balanced = not wrong
+    return dg.AssetCheckResult(
+        check_name=BOOKS_CHECK,
+        passed=balanced,
+        description=None if balanced else "; ".join(f"{n}: {c} in the table, {w} reported" for n, (c, w) in wrong.items()),
+        metadata={**{f"{name}_rows": int(counted[name]) for name in expected}, "duplicate_rows": summary.duplicate_rows},
     )
 
 
@@ -154,5 +190,6 @@ def _skipped(status: str, reason: str, passed: bool = True) -> dg.MaterializeRes
                 description=reason if not passed else f"nothing to load: {reason}",
             ),
             nothing_loaded(reason),
+            dg.AssetCheckResult(check_name=BOOKS_CHECK, passed=True, description=f"nothing loaded: {reason}"),
         ],
     )

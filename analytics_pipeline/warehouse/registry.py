@@ -45,7 +45,9 @@ WHERE file_key = :file_key
 
 _REPLACED = "UPDATE analytics.ingested_files SET status = :status, reason = :reason WHERE file_key = :file_key"
 
-_FILE = "SELECT file_name, path, status, received_at FROM analytics.ingested_files WHERE file_key = :file_key"
+_FILE = """
+SELECT file_name, path, status, received_at, rows_read FROM analytics.ingested_files WHERE file_key = :file_key
+"""
 
 # Versions of the same file name that hold rows now: a newer one replaces an older one's, whatever order runs happen in.
 _OTHER_VERSIONS = """
