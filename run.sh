@@ -30,12 +30,16 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
-# The tests also need two Debian packages: chromium (the UI journeys drive it through Playwright; no browser is
-# downloaded) and docker-compose (validates docker-compose.yml without a Docker engine). Installed here when missing,
-# as root or through passwordless sudo; otherwise the exact command is printed and the tests do not start.
+# The tests also need three Debian packages: chromium (the UI journeys drive it through Playwright; no browser is
+# downloaded), libatomic1 (Playwright's bundled node needs it; a minimal Debian lacks it) and docker-compose
+# (validates docker-compose.yml without a Docker engine). Installed here when missing, as root or through
+# passwordless sudo; otherwise the exact command is printed and the tests do not start.
 test_system_packages() {
     local missing=()
     [ -x /usr/bin/chromium ] || missing+=(chromium)
+    local libraries
+    libraries="$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true)"
+    [[ "$libraries" == *"libatomic.so.1 "* ]] || missing+=(libatomic1)
     command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
     [ ${#missing[@]} -eq 0 ] && return
     local sudo=()
@@ -49,7 +53,7 @@ test_system_packages() {
         fi
     fi
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "The tests need ${missing[*]} (/usr/bin/chromium and docker-compose); install them with your package manager." >&2
+        echo "The tests need ${missing[*]} (/usr/bin/chromium, libatomic.so.1, docker-compose); install them with your package manager." >&2
         exit 1
     fi
     echo "installing ${missing[*]} for the tests (apt-get)" >&2
