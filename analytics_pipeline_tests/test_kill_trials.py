@@ -1,0 +1,55 @@
+"""Kill trials: the run worker of a real load (100,000 retail lines, 0.5% broken, 0.5% duplicated) killed with SIGKILL
+at a random point, then the partition retried as run retries would: the books balance every time.
+
+The trial itself lives in benchmarks/kill_trials.py (which runs 100 of them); here it runs against the session's
+Postgres, each trial on a fresh partition and an emptied warehouse. See that script for what "balance" checks.
+"""
+
+import importlib.util
+import sys
+
+import pytest
+
+from analytics_pipeline import paths
+
+ROWS = 100_000
+RANDOM_SEEDS = range(1, 11)  # killed anywhere between 0.5 s and an uncut load's duration
+PROMOTE_SEEDS = range(11, 14)  # killed inside the transactions step (the registry says "staged")
+
+
+def _kill_trials():
+    path = paths.PROJECT_ROOT / "benchmarks" / "kill_trials.py"
+    spec = importlib.util.spec_from_file_location("kill_trials", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module
+
+
+kill_trials = _kill_trials()
+
+
+@pytest.fixture(scope="module")
+def bench(warehouse_url, tmp_path_factory):
+    """The generated file, the folders and Dagster home of the trials, and an uncut load's timing."""
+    from analytics_pipeline_tests.conftest import emptied_warehouse
+
+    emptied_warehouse(warehouse_url)
+    return kill_trials.prepare(tmp_path_factory.mktemp("kill_trials"), ROWS, warehouse_url)
+
+
+def _explain(result) -> str:
+    return f"trial {result.trial} killed during {result.killed_during} at {result.kill_after}: {result.problems}"
+
+
+@pytest.mark.parametrize("seed", RANDOM_SEEDS)
+def test_a_load_killed_at_a_random_point_balances_after_its_retry(bench, engine, seed):
+    result = kill_trials.run_trial(bench, trial=seed, seed=seed)
+    assert result.balanced, _explain(result)
+
+
+@pytest.mark.parametrize("seed", PROMOTE_SEEDS)
+def test_a_load_killed_while_promoting_balances_after_its_retry(bench, engine, seed):
+    result = kill_trials.run_trial(bench, trial=seed, seed=seed, during_promote=True)
+    assert result.killed_during == "promote", _explain(result)
+    assert result.balanced, _explain(result)
