@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import sqlalchemy as sa
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from analytics_pipeline.ingestion import files
@@ -159,7 +158,6 @@ def _quarantine_failed(warehouse: Warehouse, folders: UploadFolders, path: Path,
     facts = {"file_key": key, "file_name": files.display_name(path), "content_hash": digest,
              "size_bytes": path.stat().st_size, "run_id": None}
     with warehouse.transaction() as conn:
-        conn.execute(sa.text("DELETE FROM analytics.raw_uploads WHERE file_key = :key"), {"key": key})
         registry.quarantined(conn, facts, str(files.destination(folders.quarantine_path, key, path)), reason)
     files.quarantine(folders.quarantine_path, key, path, reason)
 

@@ -79,7 +79,6 @@ def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folder
             newer = [v["file_key"] for v in versions if v["newer"]]
             if newer:
                 reason = f"replaced by a newer version of {upload['file_name']} ({newer[0]})"
-                conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :key"), {"key": key})
                 registry.replaced(conn, key, reason)
             else:
                 settings = settings_for(upload["file_name"])
@@ -155,7 +154,6 @@ def _outcome(conn, key: str, upload: dict, versions: list[dict], summary, settin
     # good version.
     older_versions = [v for v in versions if not v["newer"]] if loaded else []
     for older in (v["file_key"] for v in older_versions):
-        conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :key"), {"key": older})
         registry.replaced(conn, older, f"replaced by a newer version ({key})")
     registry.promoted(
         conn, key, status, str(target), reason,

@@ -1,7 +1,6 @@
 """raw_uploads: each file dropped in the watched folder, staged as text rows in Postgres."""
 
 import dagster as dg
-import sqlalchemy as sa
 
 from analytics_pipeline import reconcile
 from analytics_pipeline.ingestion import files
@@ -119,7 +118,6 @@ def _quarantine(context, warehouse: Warehouse, folders: UploadFolders, upload: f
     in the UI."""
     target = files.destination(folders.quarantine_path, upload.key, upload.path)
     with warehouse.transaction() as conn:
-        conn.execute(sa.text("DELETE FROM analytics.raw_uploads WHERE file_key = :key"), {"key": upload.key})
         registry.quarantined(conn, facts, str(target), reason)
     files.quarantine(folders.quarantine_path, upload.key, upload.path, reason)
     context.log.warning(f"quarantined {facts['file_name']}: {reason}")

@@ -73,7 +73,8 @@ def staged(conn: sa.Connection, facts: dict, path: str, columns_seen: list[str],
 
 
 def quarantined(conn: sa.Connection, facts: dict, path: str, reason: str) -> None:
-    """Nothing of the file is loaded; it belongs at `path` in the quarantine folder."""
+    """Nothing of the file is loaded (its staged rows go too); it belongs at `path` in the quarantine folder."""
+    conn.execute(sa.text("DELETE FROM analytics.raw_uploads WHERE file_key = :key"), {"key": facts["file_key"]})
     conn.execute(
         sa.text(_UPSERT),
         {**facts, "path": path, "status": FileStatus.QUARANTINED, "columns_seen": None, "column_mapping": None,
@@ -87,6 +88,8 @@ def promoted(conn: sa.Connection, key: str, status: FileStatus, path: str, reaso
 
 
 def replaced(conn: sa.Connection, key: str, reason: str) -> None:
+    """A newer version of the name holds the rows now: this version's transactions go."""
+    conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :key"), {"key": key})
     conn.execute(sa.text(_REPLACED), {"file_key": key, "status": FileStatus.REPLACED, "reason": reason})
 
 
