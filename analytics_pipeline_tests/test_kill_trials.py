@@ -19,6 +19,7 @@ PROMOTE_SEEDS = range(11, 14)  # killed inside the transactions step (the regist
 
 def _kill_trials():
     path = paths.PROJECT_ROOT / "benchmarks" / "kill_trials.py"
+    sys.path.insert(0, str(path.parent))  # as when it runs as a script: it imports load_benchmark beside it
     spec = importlib.util.spec_from_file_location("kill_trials", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is created

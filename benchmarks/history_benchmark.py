@@ -38,7 +38,6 @@ and chart in under 3 minutes on a 2-core machine.
 """
 
 import argparse
-import importlib.util
 import os
 import platform
 import shutil
@@ -62,7 +61,9 @@ import psutil
 import requests
 import sqlalchemy as sa
 
-GENERATOR = Path(__file__).resolve().parent / "generate_transactions.py"
+# benchmarks/ is on sys.path when this file runs as a script
+from load_benchmark import load_generator
+
 ANALYTICS = str(Path(sys.executable).parent / "analytics")
 DAILY_STEPS = ("daily_metrics", "daily_region_metrics", "daily_product_metrics", "daily_company_metrics")
 ANALYTICS_STEPS = ("revenue_forecast", "metric_anomalies", "insights", "revenue_chart")
@@ -71,14 +72,6 @@ MiB = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------------------- the files
-
-
-def load_generator():
-    spec = importlib.util.spec_from_file_location("generate_transactions", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_files(args: argparse.Namespace, folder: Path) -> tuple[list[Path], dict]:

@@ -28,7 +28,6 @@ Run (from the project root)::
 """
 
 import argparse
-import importlib.util
 import os
 import random
 import select
@@ -38,10 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import warnings
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +48,9 @@ import sqlalchemy as sa
 from analytics_pipeline import paths
 from analytics_pipeline.warehouse import db, server
 
-GENERATOR = Path(__file__).resolve().parent / "generate_transactions.py"
+# benchmarks/ is on sys.path when this file runs as a script (test_kill_trials puts it there too)
+from load_benchmark import benchmark_server, load_generator
+
 BAD_SHARE = DUP_SHARE = 0.005
 MIN_KILL_SECONDS = 0.5
 INVOICE_SHIFT = 10**6  # per trial: more invoices than any trial's file holds
@@ -112,14 +111,6 @@ class TrialResult:
 
 
 # ----------------------------------------------------------------------------------------------------- setup
-
-
-def load_generator():
-    spec = importlib.util.spec_from_file_location("generate_transactions", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
 
 
 def prepare(work: Path, rows: int, database_url: str, seed: int = 7) -> Bench:
@@ -357,34 +348,6 @@ def worker_main(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------------- the script
 
 
-@contextmanager
-def trial_server(data_dir: Path) -> Iterator[str]:
-    """The project's server, pointed at a fresh data dir; a scratch database when a URL is configured."""
-    os.environ[paths.DATA_DIR_ENV] = str(data_dir)
-    configured = server.configured_url()
-    if not configured:
-        try:
-            yield server.database_url()
-        finally:
-            db.engine_for.cache_clear()
-            server.stop_embedded()
-        return
-    name = f"kill_trials_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(server.psycopg2_url(configured), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    scratch = sa.engine.make_url(configured).set(database=name).render_as_string(hide_password=False)
-    os.environ[server.DATABASE_URL_ENV] = scratch
-    try:
-        yield scratch
-    finally:
-        os.environ[server.DATABASE_URL_ENV] = configured
-        db.engine_for.cache_clear()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def report(results: list[TrialResult], bench: Bench, seconds: float) -> str:
     phases = Counter(r.killed_during for r in results)
     header = ["trials", *(f"killed during {p}" if p in PHASES[:2] else p for p in PHASES), "all balanced",
@@ -423,7 +386,8 @@ def main(argv=None) -> int:
     work.chmod(0o755)  # the embedded server runs as its own OS user and keeps its data under this directory
     results: list[TrialResult] = []
     try:
-        with trial_server(work / "data") as url:
+        with benchmark_server(work / "data") as warehouse:
+            url = warehouse.url
             bench = prepare(work / "trials", args.rows, url, seed=args.seed)
             promote_rng = random.Random(args.seed)
             for trial in range(1, args.trials + 1):
