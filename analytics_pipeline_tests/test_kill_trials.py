@@ -15,6 +15,7 @@ from analytics_pipeline import paths
 ROWS = 100_000
 RANDOM_SEEDS = range(1, 11)  # killed anywhere between 0.5 s and an uncut load's duration
 PROMOTE_SEEDS = range(11, 14)  # killed inside the transactions step (the registry says "staged")
+PROMOTE_ATTEMPTS = 3
 
 
 def _kill_trials():
@@ -51,6 +52,13 @@ def test_a_load_killed_at_a_random_point_balances_after_its_retry(bench, engine,
 
 @pytest.mark.parametrize("seed", PROMOTE_SEEDS)
 def test_a_load_killed_while_promoting_balances_after_its_retry(bench, engine, seed):
-    result = kill_trials.run_trial(bench, trial=seed, seed=seed, during_promote=True)
-    assert result.killed_during == "promote", _explain(result)
-    assert result.balanced, _explain(result)
+    # The kill's delay is drawn from the uncut load's timing, and a busy machine can finish the promote first: each
+    # attempt must balance, and one of at most PROMOTE_ATTEMPTS must land inside the promote.
+    results = []
+    for attempt in range(PROMOTE_ATTEMPTS):
+        result = kill_trials.run_trial(bench, trial=seed * 10 + attempt, seed=seed * 10 + attempt, during_promote=True)
+        assert result.balanced, _explain(result)
+        results.append(result)
+        if result.killed_during == "promote":
+            break
+    assert results[-1].killed_during == "promote", [_explain(r) for r in results]
