@@ -65,3 +65,28 @@ def _rows(count: int) -> str:
 
 def nothing_loaded(reason: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(check_name=ANALYSED_CHECK, passed=True, description=f"nothing loaded: {reason}")
+
+
+def combined(check_name: str, results: list[tuple[str, dg.AssetCheckResult]]) -> dg.AssetCheckResult:
+    """One result for a run over several files (a check is evaluated once per run): passed when every file passed;
+    the description names each file that did not, with its own words; counts are summed over the files. A run of
+    one file keeps that file's result as it is."""
+    if len(results) == 1:
+        return results[0][1]
+    failed = [(name, result) for name, result in results if not result.passed]
+    metadata: dict = {"files_checked": len(results), "files_failed": len(failed)}
+    for _, result in results:
+        for label, value in result.metadata.items():
+            if isinstance(value.value, int) and not isinstance(value.value, bool):
+                metadata[label] = metadata.get(label, 0) + value.value
+    severities = {result.severity for _, result in failed}
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR if dg.AssetCheckSeverity.ERROR in severities else dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{len(failed)} of {len(results)} files: " + "; ".join(f"{name}: {r.description}" for name, r in failed[:10])
+            + ("; …" if len(failed) > 10 else "")
+        ) if failed else None,
+        metadata=metadata,
+    )

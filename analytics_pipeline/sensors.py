@@ -22,6 +22,11 @@ SETTLE_SECONDS = 10
 # Assets that write analytics.transactions; each reports the first and last day its load touched.
 LOADING_ASSETS = ("transactions", "database_transactions", "api_transactions")
 MAX_RUNS_PER_TICK = int(os.environ.get("ANALYTICS_MAX_RUNS_PER_TICK", "25"))
+# New files share runs: Dagster's overhead is seconds a run, the load of a small file milliseconds. A run's files are
+# loaded one after another, each in its own transaction; a big file gets a run of its own.
+FILES_PER_RUN = int(os.environ.get("ANALYTICS_FILES_PER_RUN", "100"))
+BYTES_PER_RUN = 256 << 20
+BATCH_TAG = "upload/batch"  # on every ingest run the sensor requests; analytics.upload_requests maps files to it
 RECORDS_PER_TICK = 500  # loads read per asset and tick; a backlog is read over the next ticks
 
 # The runs of one file; Dagster's run retries (dagster.yaml) re-run a failed or killed load before the sensor
@@ -38,11 +43,13 @@ RETRY_GRACE_SECONDS = 120  # how long after a failure the sensor waits for run r
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Watches the uploads folder. Each new, settled file becomes a partition of raw_uploads (key: sanitised "
-        "name + content hash) and one run of ingest_upload_job, at most ANALYTICS_MAX_RUNS_PER_TICK (25) per tick. "
-        "Files still being written wait for a quiet tick. Bytes that were already loaded, under any name, are not "
-        "loaded again: the copy is moved to the archive next to the original. A quarantined or replaced file "
-        "dropped again is loaded again; a file whose loads keep failing (after run retries) is quarantined with the "
-        "failure as its reason; symbolic links and other non-regular entries are quarantined unread."
+        f"name + content hash); the new files of a tick are loaded in batches of up to {FILES_PER_RUN} files "
+        "(ANALYTICS_FILES_PER_RUN) per run, each file in its own transaction, at most ANALYTICS_MAX_RUNS_PER_TICK "
+        f"({MAX_RUNS_PER_TICK}) runs per tick. Files still being written wait for a quiet tick. Bytes that were "
+        "already loaded, under any name, are not loaded again: the copy is moved to the archive next to the "
+        "original. A quarantined or replaced file dropped again is loaded again; a file whose loads keep failing "
+        "(after run retries) is quarantined with the failure as its reason; symbolic links and other non-regular "
+        "entries are quarantined unread."
     ),
 )
 def upload_sensor(
@@ -78,12 +85,15 @@ def upload_sensor(
         observed[path.name] = [*signature, key, digest]
         settled.append((path, key, digest))
 
+    keys = [key for _, key, _ in settled]
     with warehouse.transaction() as conn:
         loaded = registry.loaded_content(conn, [digest for _, _, digest in settled])
-        known = registry.statuses(conn, [key for _, key, _ in settled])
-    requests: list[dg.RunRequest] = []
-    new_keys: list[str] = []
+        known = registry.statuses(conn, keys)
+        requested_in = registry.batches(conn, keys)
+    new: list[Path] = []
+    again: list[tuple[Path, str]] = []  # a file with a partition that must be loaded again: path, run key
     requested: set[str] = set()
+    runs_of_batch: dict[str, list] = {}
     duplicates = in_flight = 0
     for path, key, digest in settled:
         original = loaded.get(digest)
@@ -94,28 +104,38 @@ def upload_sensor(
                 context.log.info(f"{files.display_name(path)}: same content as {original}, already loaded; archived")
             duplicates += 1
             continue
-        if len(requests) >= MAX_RUNS_PER_TICK:
-            waiting += 1
-            continue
-        tags = {"upload/file_name": files.display_name(path)}
+        requested.add(digest)
         if not context.instance.has_dynamic_partition(upload_files.name, key):
-            requests.append(dg.RunRequest(run_key=key, partition_key=key, tags=tags))
-            new_keys.append(key)
-        elif known.get(key, {}).get("status") in (FileStatus.QUARANTINED, FileStatus.REPLACED):
+            new.append(path)
+            continue
+        if known.get(key, {}).get("status") in (FileStatus.QUARANTINED, FileStatus.REPLACED):
             # Dropped again (after the mapping file was fixed, say), or left behind by a kill between the commit
             # and the move: load it again. Its mtime makes the run key new.
-            requests.append(dg.RunRequest(run_key=f"{key}@{path.stat().st_mtime_ns}", partition_key=key, tags=tags))
-        else:
-            failure = _given_up(context.instance, key)
-            if failure is None:
-                in_flight += 1  # its run is queued, running, or about to be retried
-                continue
-            _quarantine_failed(warehouse, folders, path, key, digest, failure)
-            observed.pop(path.name, None)
-            context.log.warning(f"{files.display_name(path)}: quarantined, {failure}")
+            again.append((path, f"{key}@{path.stat().st_mtime_ns}"))
             continue
-        requested.add(digest)
+        runs = _runs(context.instance, key, requested_in.get(key), runs_of_batch)
+        if not runs:  # requested, but the run was never created (the daemon stopped in between): ask again
+            again.append((path, f"{key}@requested-again-{int(time.time())}"))
+            continue
+        failure = _given_up(context.instance, runs)
+        if failure is None:
+            in_flight += 1  # its run is queued, running, or about to be retried
+            continue
+        _quarantine_failed(warehouse, folders, path, key, digest, failure)
+        observed.pop(path.name, None)
+        context.log.warning(f"{files.display_name(path)}: quarantined, {failure}")
 
+    batches = [[path] for path, _ in again] + _batches(new, observed)
+    waiting += sum(len(batch) for batch in batches[MAX_RUNS_PER_TICK:])
+    batches = batches[:MAX_RUNS_PER_TICK]
+    run_keys = [run_key for _, run_key in again] + [None] * (len(batches) - len(again))
+    requests, new_keys, requested_batches = [], [], {}
+    for batch, run_key in zip(batches, run_keys, strict=True):
+        batch_keys = [observed[path.name][2] for path in batch]
+        request = _run_request(batch, batch_keys, run_key)
+        requests.append(request)
+        requested_batches.update(dict.fromkeys(batch_keys, request.tags[BATCH_TAG]))
+        new_keys += batch_keys if run_key is None else []
     if not requests:
         return dg.SensorResult(
             skip_reason=(
@@ -124,6 +144,9 @@ def upload_sensor(
             ),
             cursor=json.dumps(observed),
         )
+    # Recorded before Dagster sees the requests: a file's batch is how later ticks find its runs.
+    with warehouse.transaction() as conn:
+        registry.requested(conn, requested_batches)
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[upload_files.build_add_request(new_keys)] if new_keys else [],
@@ -131,11 +154,53 @@ def upload_sensor(
     )
 
 
-def _given_up(instance: dg.DagsterInstance, key: str) -> str | None:
-    """Why the loads of this partition will not be tried again - all its runs ended, the last one failed and run
-    retries are used up - or None while a run is queued, running or about to be retried."""
-    records = instance.get_run_records(dg.RunsFilter(job_name=ingest_upload_job.name, tags={"dagster/partition": key}))
-    if not records or any(r.dagster_run.status in _UNFINISHED for r in records):
+def _batches(paths: list[Path], observed: dict[str, list]) -> list[list[Path]]:
+    """New files in runs of at most FILES_PER_RUN files and BYTES_PER_RUN bytes (a bigger file runs alone)."""
+    batches: list[list[Path]] = []
+    size = 0
+    for path in paths:
+        file_size = observed[path.name][0]
+        if not batches or len(batches[-1]) >= FILES_PER_RUN or size + file_size > BYTES_PER_RUN:
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += file_size
+    return batches
+
+
+def _run_request(batch: list[Path], keys: list[str], run_key: str | None) -> dg.RunRequest:
+    """One file: a run of its partition. Several new files: a run over the range of their partitions, which the
+    tick adds in this order, so the range holds exactly them."""
+    names = [files.display_name(path) for path in batch]
+    batch_id = run_key or "files-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+    tags = {
+        BATCH_TAG: batch_id,
+        "upload/file_name": names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more",
+        "upload/files": str(len(names)),
+    }
+    if len(keys) == 1:
+        return dg.RunRequest(run_key=batch_id, partition_key=keys[0], tags=tags)
+    range_tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    return dg.RunRequest(run_key=batch_id, tags=tags | range_tags)
+
+
+def _runs(instance: dg.DagsterInstance, key: str, batch: str | None, cache: dict[str, list]) -> list:
+    """The runs that load this file: those of the batch the sensor last requested it in (read once per tick), else
+    runs of its partition launched from the UI."""
+    if batch is not None:
+        if batch not in cache:
+            cache[batch] = instance.get_run_records(
+                dg.RunsFilter(job_name=ingest_upload_job.name, tags={BATCH_TAG: batch})
+            )
+        if cache[batch]:
+            return cache[batch]
+    return instance.get_run_records(dg.RunsFilter(job_name=ingest_upload_job.name, tags={"dagster/partition": key}))
+
+
+def _given_up(instance: dg.DagsterInstance, records: list) -> str | None:
+    """Why the loads of a file will not be tried again - all its runs ended, the last one failed and run retries
+    are used up - or None while a run is queued, running or about to be retried."""
+    if any(r.dagster_run.status in _UNFINISHED for r in records):
         return None
     last_record = max(records, key=lambda r: r.create_timestamp)
     last = last_record.dagster_run
@@ -145,10 +210,9 @@ def _given_up(instance: dg.DagsterInstance, key: str) -> str | None:
     ended = last_record.end_time or last_record.update_timestamp.timestamp()
     if time.time() - ended < RETRY_GRACE_SECONDS:
         return None
-    failures = [
-        e for e in instance.all_logs(last.run_id, of_type={dg.DagsterEventType.STEP_FAILURE,
-                                                           dg.DagsterEventType.RUN_FAILURE})
-    ]
+    failures = instance.all_logs(
+        last.run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+    )
     said = failures[0].message if failures else "no error recorded"
     attempts = sum(r.dagster_run.status != dg.DagsterRunStatus.SUCCESS for r in records)
     return f"loading failed {attempts} time(s); last run {last.run_id}: {files.excerpt(said)}"

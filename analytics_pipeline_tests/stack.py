@@ -79,8 +79,16 @@ def stop_embedded(env: dict) -> None:
 class Stack:
     """A running `analytics dev`: its webserver's GraphQL API, its data directory and its warehouse."""
 
-    def __init__(self, base_url: str, data: Path, db_url: str):
-        self.base_url, self.data, self.db_url = base_url, data, db_url
+    def __init__(self, base_url: str, data: Path, db_url: str, process: subprocess.Popen):
+        self.base_url, self.data, self.db_url, self.process = base_url, data, db_url, process
+        self.killed = False
+
+    def kill(self) -> None:
+        """SIGKILL every process `analytics dev` started (webserver, daemon, code server, run workers), as a crash
+        or an out-of-memory killer would; Postgres runs on (it has its own session)."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(STOP_SECONDS)
+        self.killed = True
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         response = requests.post(f"{self.base_url}/graphql", json={"query": query, "variables": variables or {}})
@@ -132,9 +140,13 @@ def dev_stack(data: Path, env: dict) -> Iterator[Stack]:
     try:
         wait_for(lambda: responds(base_url), 180, "the webserver", interval=1)
         db_url = run_cli(["db"], env, timeout=120).stdout.strip()
-        yield Stack(base_url, data, db_url)
+        stack = Stack(base_url, data, db_url, process)
+        yield stack
     finally:
-        stop_and_check(process, data)
+        if "stack" in locals() and stack.killed:
+            stop_embedded(env)  # what a user does after a crash, before starting again
+        else:
+            stop_and_check(process, data)
         log.close()
 
 

@@ -64,6 +64,8 @@ def test_demo_on_an_empty_data_directory_fills_every_table(data_dir):
             engine.dispose()
             # The demo loads files only: no database or API source is configured, so no watermark is stored.
             assert counts.pop("source_watermarks") == 0
+            # Nor a sensor request: the demo loads the files itself, as `analytics dev`'s upload sensor would.
+            assert counts.pop("upload_requests") == 0
             assert all(count > 0 for count in counts.values()), counts
             assert runs == 6  # three file loads, the two source pulls and one refresh, stored where the UI reads them
 

@@ -39,6 +39,7 @@ PROJECT_VARIABLES = {
     ingestion_settings.MAPPINGS_ENV,
     partitions.START_DATE_ENV,
     "ANALYTICS_MAX_RUNS_PER_TICK",
+    "ANALYTICS_FILES_PER_RUN",
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
     *(DATABASE_SOURCE_PREFIX + name.upper() for name in DatabaseSource.model_fields),

@@ -27,9 +27,15 @@ def _age(path, seconds: float) -> None:
 
 
 def _apply(instance, result: dg.SensorResult) -> None:
-    """What the daemon does with a tick's dynamic partition requests."""
+    """What the daemon does with a tick: add the partitions, then create the runs (queued, not started here)."""
+    from analytics_pipeline.definitions import defs
+
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    job = defs.resolve_job_def("ingest_upload_job")
+    for request in result.run_requests or []:
+        partition = {"dagster/partition": request.partition_key} if request.partition_key else {}
+        instance.create_run_for_job(job, tags={**request.tags, **partition})
 
 
 def test_new_file_gives_one_partition_and_one_run_then_nothing(instance, folders, engine):
@@ -97,18 +103,40 @@ def test_the_same_bytes_under_another_name_are_not_loaded_twice(instance, folder
     assert not copy.exists() and (folders.archive_path / key / copy.name).exists()  # moved, never deleted
 
 
-def test_a_tick_requests_at_most_the_batch_limit(instance, folders, engine):
-    from analytics_pipeline.sensors import MAX_RUNS_PER_TICK
+def test_new_files_share_runs_up_to_the_limits(instance, folders, engine, monkeypatch):
+    from analytics_pipeline import sensors
 
-    for index in range(MAX_RUNS_PER_TICK + 3):
+    monkeypatch.setattr(sensors, "FILES_PER_RUN", 10)
+    monkeypatch.setattr(sensors, "MAX_RUNS_PER_TICK", 2)
+    for index in range(28):
         path = folders.uploads_path / f"orders_{index:03d}.csv"
         path.write_text(f"order_id,timestamp,price,quantity\n{index},2026-01-01T10:00:00Z,2.5,1\n")
         _age(path, SETTLE_SECONDS + 5)
     first = _tick(instance, folders)
-    assert len(first.run_requests) == MAX_RUNS_PER_TICK
+    assert [r.tags["upload/files"] for r in first.run_requests] == ["10", "10"]
     _apply(instance, first)
+    # Each run covers a range of file partitions that holds exactly its ten files, in the order they were added.
+    order = instance.get_dynamic_partitions("upload_files")
+    for run, names in zip(first.run_requests, (range(0, 10), range(10, 20)), strict=True):
+        start, end = order.index(run.tags[ASSET_PARTITION_RANGE_START_TAG]), order.index(run.tags[ASSET_PARTITION_RANGE_END_TAG])
+        expected = [files.describe(folders.uploads_path / f"orders_{i:03d}.csv").key for i in names]
+        assert order[start:end + 1] == expected
     second = _tick(instance, folders, first.cursor)
-    assert len(second.run_requests) == 3
+    assert [r.tags["upload/files"] for r in second.run_requests] == ["8"]  # the rest; the first 20 are in flight
+    _apply(instance, second)
+    assert not _tick(instance, folders, second.cursor).run_requests
+
+
+def test_a_request_whose_run_was_never_created_is_made_again(instance, folders, engine):
+    """The daemon stopped between adding the partitions and creating the run: the next tick asks again."""
+    path = folders.uploads_path / "orders.csv"
+    path.write_text("order_id,timestamp,price,quantity\n1,2026-01-01T10:00:00Z,2.5,1\n")
+    _age(path, SETTLE_SECONDS + 5)
+    first = _tick(instance, folders)
+    for request in first.dynamic_partitions_requests:  # partitions added, no run created
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    [again] = _tick(instance, folders, first.cursor).run_requests
+    assert again.partition_key == first.run_requests[0].partition_key and again.run_key != first.run_requests[0].run_key
 
 
 def test_loads_from_the_other_sources_refresh_their_days_too(instance):
@@ -278,10 +306,10 @@ def test_a_file_whose_loads_keep_failing_is_quarantined_with_the_failure(instanc
     _age(path, SETTLE_SECONDS + 5)
     first = _tick(instance, folders)
     [request] = first.run_requests
-    _apply(instance, first)
+    instance.add_dynamic_partitions("upload_files", [request.partition_key])
     unreachable = Warehouse(database_url="postgresql://nobody@127.0.0.1:1/none")
-    failed = defs.resolve_job_def("ingest_upload_job").execute_in_process(
-        instance=instance, partition_key=request.partition_key, raise_on_error=False,
+    failed = defs.resolve_job_def("ingest_upload_job").execute_in_process(  # the requested run, as the daemon runs it
+        instance=instance, partition_key=request.partition_key, tags=request.tags, raise_on_error=False,
         resources={"warehouse": unreachable, "folders": folders},
     )
     assert not failed.success and path.exists()  # an outage fails the run; the file waits in the folder
@@ -294,3 +322,50 @@ def test_a_file_whose_loads_keep_failing_is_quarantined_with_the_failure(instanc
     assert row["status"] == "quarantined" and row["reason"].startswith("loading failed 1 time(s); last run ")
     assert failed.run_id in row["reason"]
     assert (folders.quarantine_path / request.partition_key / "orders.csv").exists() and not path.exists()
+
+
+def test_rows_appended_while_the_file_is_staged_are_not_lost(instance, folders, engine):
+    """Defect 6: an export still being written when its load begins. The append lands while the COPY of the file's
+    rows is in progress (watched in pg_stat_progress_copy), so the re-hash after staging sees other bytes: nothing is
+    staged, the file stays in the folder, and its settled version - every row, the appended ones too - loads next."""
+    import threading
+
+    path = folders.uploads_path / "orders.csv"
+    lines = [f"{i},2026-01-{1 + i % 28:02d}T10:00:00Z,2.5,1\n" for i in range(300_000)]
+    path.write_text("order_id,timestamp,price,quantity\n" + "".join(lines))
+    key = files.describe(path).key
+    instance.add_dynamic_partitions("upload_files", [key])
+    appended = threading.Event()
+
+    def append_during_copy():
+        deadline = time.monotonic() + 120
+        with engine.connect() as conn:
+            while time.monotonic() < deadline:
+                if conn.execute(sa.text("SELECT count(*) FROM pg_stat_progress_copy WHERE relid = "
+                                        "'analytics.raw_uploads'::regclass AND tuples_processed > 0")).scalar_one():
+                    with path.open("a") as handle:
+                        handle.write("".join(f"{i},2026-02-01T10:00:00Z,4,1\n" for i in range(300_000, 301_000)))
+                    appended.set()
+                    return
+                conn.rollback()
+                time.sleep(0.005)
+
+    writer = threading.Thread(target=append_during_copy)
+    writer.start()
+    result = _load(instance, folders, key)
+    writer.join()
+    assert appended.is_set() and result.success
+    [staged] = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("raw_uploads")]
+    assert staged.materialization.metadata["status"].value == "changed while loading"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM analytics.raw_uploads")).scalar_one() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM analytics.ingested_files")).scalar_one() == 0
+    assert path.exists()  # still in the folder, never half-loaded
+
+    _age(path, SETTLE_SECONDS + 5)
+    [request] = _tick(instance, folders).run_requests  # the settled version: a new partition
+    assert request.partition_key != key
+    instance.add_dynamic_partitions("upload_files", [request.partition_key])
+    assert _load(instance, folders, request.partition_key).success
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM analytics.transactions")).scalar_one() == 301_000

@@ -5,7 +5,6 @@ months a run covers - the current one from the schedule, the months a load touch
 are deleted and re-inserted day by day by one SQL statement in one transaction.
 """
 
-import warnings
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -74,11 +73,6 @@ FROM (
 ) AS grouped
 """
 
-
-# Single-run backfills exist only as the beta `backfill_policy` parameter; without it a backfill over twenty years
-# would be one run per month. Silence exactly that warning, which every process importing the definitions would
-# otherwise print.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset`", category=dg.BetaWarning)
 
 # The nightly refresh (01:15 UTC) must have run by 03:00 UTC, or the UI shows the daily tables as stale.
 NIGHTLY_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 3 * * *", lower_bound_delta=timedelta(hours=3))

@@ -5,10 +5,10 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from analytics_pipeline.checks import analysed_check, analysed_check_spec, nothing_loaded
+from analytics_pipeline.checks import analysed_check, analysed_check_spec, combined, nothing_loaded
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.ingestion.settings import settings_for
-from analytics_pipeline.partitions import upload_files
+from analytics_pipeline.partitions import FILES_IN_ONE_RUN, upload_files
 from analytics_pipeline.resources import UploadFolders, Warehouse
 from analytics_pipeline.warehouse import canonical, db, registry
 from analytics_pipeline.warehouse.registry import FileStatus
@@ -35,6 +35,7 @@ SELECT (SELECT count(*) FROM analytics.raw_uploads WHERE file_key = :key) AS sta
     kinds={"postgres", "sql"},
     owners=["team:data-engineering"],
     pool="warehouse",
+    backfill_policy=FILES_IN_ONE_RUN,
     check_specs=[
         dg.AssetCheckSpec(
             ACCEPTED_ROWS_CHECK,
@@ -63,7 +64,21 @@ SELECT (SELECT count(*) FROM analytics.raw_uploads WHERE file_key = :key) AS sta
     ),
 )
 def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: UploadFolders):
-    key = context.partition_key
+    results: dict[str, list[tuple[str, dg.AssetCheckResult]]] = {}
+    for key in context.partition_keys:
+        metadata, checks = _load(context, warehouse, folders, key)
+        context.add_asset_metadata(metadata, partition_key=key)
+        for check in checks:
+            results.setdefault(check.check_name, []).append((metadata.get("file_name") or key, check))
+    return dg.MaterializeResult(
+        metadata={"files_in_run": len(context.partition_keys)},
+        check_results=[combined(name, found) for name, found in results.items()],
+    )
+
+
+def _load(context, warehouse: Warehouse, folders: UploadFolders, key: str) -> tuple[dict, list[dg.AssetCheckResult]]:
+    """Load one staged file in its own transaction: its outcome never depends on the other files of the run.
+    Returns the partition's metadata and the file's check results."""
     with warehouse.transaction() as conn:
         upload = registry.file_row(conn, key)
     if upload is None:
@@ -111,9 +126,9 @@ def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folder
         "first_day": str(min(days)) if days else "",
         "last_day": str(max(days)) if days else "",
     }
-    return dg.MaterializeResult(
-        metadata=metadata | ({"reason": reason} if reason else {}),
-        check_results=[
+    return (
+        metadata | {"file_name": upload["file_name"]} | ({"reason": reason} if reason else {}),
+        [
             dg.AssetCheckResult(
                 check_name=ACCEPTED_ROWS_CHECK,
                 passed=status == FileStatus.LOADED,
@@ -177,10 +192,10 @@ def _quarantined_on_error(context, warehouse: Warehouse, folders: UploadFolders,
     return _skipped("quarantined", reason, passed=False)
 
 
-def _skipped(status: str, reason: str, passed: bool = True) -> dg.MaterializeResult:
-    return dg.MaterializeResult(
-        metadata={"status": status, "reason": reason, "dagster/row_count": 0, "first_day": "", "last_day": ""},
-        check_results=[
+def _skipped(status: str, reason: str, passed: bool = True) -> tuple[dict, list[dg.AssetCheckResult]]:
+    return (
+        {"status": status, "reason": reason, "dagster/row_count": 0, "first_day": "", "last_day": ""},
+        [
             dg.AssetCheckResult(
                 check_name=ACCEPTED_ROWS_CHECK,
                 passed=passed,

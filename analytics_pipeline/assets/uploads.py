@@ -2,12 +2,12 @@
 
 import dagster as dg
 
-from analytics_pipeline import reconcile
+from analytics_pipeline import checks, reconcile
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.ingestion.columns import UnmappableColumns
 from analytics_pipeline.ingestion.reader import UNREADABLE, UnsupportedFile, stream_raw_batches
 from analytics_pipeline.ingestion.settings import settings_for
-from analytics_pipeline.partitions import upload_files
+from analytics_pipeline.partitions import FILES_IN_ONE_RUN, upload_files
 from analytics_pipeline.resources import UploadFolders, Warehouse
 from analytics_pipeline.warehouse import canonical, db, registry
 from analytics_pipeline.warehouse.contract import table_metadata
@@ -26,11 +26,15 @@ FROM analytics.raw_uploads WHERE file_key = :key ORDER BY line_number LIMIT 5
     kinds={"postgres", "pyarrow", "csv"},
     owners=["team:data-engineering"],
     pool="warehouse",
+    backfill_policy=FILES_IN_ONE_RUN,
     check_specs=[
         dg.AssetCheckSpec(
             ACCEPTED_CHECK,
             asset="raw_uploads",
-            description="The file could be read and mapped to the canonical transaction; warns when quarantined.",
+            description=(
+                "The run's files could be read and mapped to the canonical transaction; warns when one was "
+                "quarantined and names each such file with its reason."
+            ),
         ),
         dg.AssetCheckSpec(
             RECONCILED_CHECK,
@@ -47,12 +51,45 @@ FROM analytics.raw_uploads WHERE file_key = :key ORDER BY line_number LIMIT 5
         "Streams the file in bounded memory, maps its header onto the canonical transaction and COPYs every line "
         "as text into `analytics.raw_uploads`; a file that changed while it was read is not staged (its settled "
         "version loads next). A file that cannot be read or mapped, or fails in any other way that is its own "
-        "fault, is moved to the quarantine folder with a `.reason.txt`; the `file_accepted` check shows why."
+        "fault, is moved to the quarantine folder with a `.reason.txt`; the partition's `reason` and the "
+        "`file_accepted` check show why. A run takes one file or a batch of waiting files (the sensor batches "
+        "them); each file is staged in its own transaction, so one bad file never fails or holds back the others."
     ),
 )
 def raw_uploads(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: UploadFolders):
-    key = context.partition_key
-    upload = files.locate(key, folders.uploads_path, folders.archive_path, folders.quarantine_path)
+    keys = context.partition_keys
+    found = files.locate(keys, folders.uploads_path, folders.archive_path, folders.quarantine_path)
+    accepted: list[tuple[str, dg.AssetCheckResult]] = []
+    for key in keys:
+        upload = found.get(key)
+        if upload is None:  # removed from the folder after the sensor saw it: nothing to load, nothing to keep
+            reason = f"no file for partition {key} in the watched folder, the archive or the quarantine"
+            context.add_asset_metadata({"status": "missing", "reason": reason, "dagster/row_count": 0},
+                                       partition_key=key)
+            continue
+        metadata = _stage(context, warehouse, folders, key, upload)
+        context.add_asset_metadata(metadata, partition_key=key)
+        reason = metadata.get("reason") if metadata["status"] == "quarantined" else None
+        accepted.append((files.display_name(upload.path), dg.AssetCheckResult(
+            check_name=ACCEPTED_CHECK,
+            passed=reason is None,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=reason,
+            metadata={"quarantined_files": int(reason is not None)},
+        )))
+    return dg.MaterializeResult(
+        metadata={"files_in_run": len(keys)},
+        check_results=[
+            checks.combined(ACCEPTED_CHECK, accepted)
+            if accepted else dg.AssetCheckResult(check_name=ACCEPTED_CHECK, passed=True, description="no file found"),
+            _reconciled(warehouse, folders),
+        ],
+    )
+
+
+def _stage(context, warehouse: Warehouse, folders: UploadFolders, key: str, upload: files.UploadedFile):
+    """Stage one file in its own transaction: its outcome never depends on the other files of the run. Returns the
+    partition's metadata."""
     facts = {
         "file_key": key,
         "file_name": files.display_name(upload.path),
@@ -75,33 +112,24 @@ def raw_uploads(context: dg.AssetExecutionContext, warehouse: Warehouse, folders
             sample = db.preview(conn, _PREVIEW, {"key": key})
     except files.ChangedWhileLoading as changed:
         context.log.warning(f"{changed}: nothing staged; the sensor loads the new version once it is settled")
-        return dg.MaterializeResult(
-            metadata={"status": "changed while loading", "reason": str(changed), "dagster/row_count": 0},
-            check_results=[
-                dg.AssetCheckResult(check_name=ACCEPTED_CHECK, passed=True, description=str(changed)),
-                _reconciled(warehouse, folders),
-            ],
-        )
+        return {"status": "changed while loading", "reason": str(changed), "dagster/row_count": 0}
     except Exception as error:  # noqa: BLE001 - every failure that is the file's fault quarantines the file
         if db.is_outage(error):
             raise  # the database, not the file: fail the run, a retry loads the file
         return _quarantine(context, warehouse, folders, upload, facts, _reason(error))
     context.log.info(f"staged {parsed.rows_read} rows of {facts['file_name']}")
-    return dg.MaterializeResult(
-        metadata={
-            "status": "staged",
-            "file_name": facts["file_name"],
-            "content_hash": upload.content_hash,
-            "size_bytes": upload.size_bytes,
-            "dagster/row_count": parsed.rows_read,
-            "malformed_lines": parsed.malformed_lines,
-            "column_mapping": dg.MetadataValue.json(parsed.mapping.source_columns),
-            "mapping_file_entry": settings.pattern or "none (defaults)",
-            "preview": sample,
-            **parsed.describe(),
-        },
-        check_results=[dg.AssetCheckResult(check_name=ACCEPTED_CHECK, passed=True), _reconciled(warehouse, folders)],
-    )
+    return {
+        "status": "staged",
+        "file_name": facts["file_name"],
+        "content_hash": upload.content_hash,
+        "size_bytes": upload.size_bytes,
+        "dagster/row_count": parsed.rows_read,
+        "malformed_lines": parsed.malformed_lines,
+        "column_mapping": dg.MetadataValue.json(parsed.mapping.source_columns),
+        "mapping_file_entry": settings.pattern or "none (defaults)",
+        "preview": sample,
+        **parsed.describe(),
+    }
 
 
 def _reason(error: Exception) -> str:
@@ -114,32 +142,19 @@ def _reason(error: Exception) -> str:
 
 
 def _quarantine(context, warehouse: Warehouse, folders: UploadFolders, upload: files.UploadedFile, facts, reason):
-    """Keep the file and say why: registered in Postgres first, then moved aside with a reason file; a failed check
-    in the UI."""
+    """Keep the file and say why: registered in Postgres first, then moved aside with a reason file."""
     target = files.destination(folders.quarantine_path, upload.key, upload.path)
     with warehouse.transaction() as conn:
         registry.quarantined(conn, facts, str(target), reason)
     files.quarantine(folders.quarantine_path, upload.key, upload.path, reason)
     context.log.warning(f"quarantined {facts['file_name']}: {reason}")
-    return dg.MaterializeResult(
-        metadata={
-            "status": "quarantined",
-            "reason": reason,
-            "file_name": facts["file_name"],
-            "quarantined_at": dg.MetadataValue.path(str(target)),
-            "dagster/row_count": 0,
-        },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=ACCEPTED_CHECK,
-                passed=False,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=reason,
-                metadata={"reason": reason, "quarantined_at": str(target)},
-            ),
-            _reconciled(warehouse, folders),
-        ],
-    )
+    return {
+        "status": "quarantined",
+        "reason": reason,
+        "file_name": facts["file_name"],
+        "quarantined_at": dg.MetadataValue.path(str(target)),
+        "dagster/row_count": 0,
+    }
 
 
 def _reconciled(warehouse: Warehouse, folders: UploadFolders) -> dg.AssetCheckResult:

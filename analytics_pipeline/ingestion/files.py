@@ -84,19 +84,29 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
-def locate(key: str, uploads: Path, archive: Path, quarantine: Path) -> UploadedFile:
-    """Find the file behind a partition key: moved under its key after a first run, else still in uploads."""
-    for folder in (archive / key, quarantine / key):
-        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if is_candidate(path):
-                return describe(path)
-    stem = key[: -(_HASH_CHARS + 1)]
-    for path in sorted(uploads.iterdir()) if uploads.is_dir() else []:
-        if is_candidate(path) and sanitised_name(path.name) == stem:
+def locate(keys: list[str], uploads: Path, archive: Path, quarantine: Path) -> dict[str, UploadedFile]:
+    """Find the files behind partition keys: moved under their key after a first run, else still in uploads. A key
+    with no file is left out. The watched folder is listed once however many keys are asked for."""
+    found: dict[str, UploadedFile] = {}
+    waiting: dict[str, list[Path]] | None = None
+    for key in keys:
+        for folder in (archive / key, quarantine / key):
+            for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+                if key not in found and is_candidate(path):
+                    found[key] = describe(path)
+        if key in found:
+            continue
+        if waiting is None:
+            waiting = {}
+            for path in sorted(uploads.iterdir()) if uploads.is_dir() else []:
+                if is_candidate(path):
+                    waiting.setdefault(sanitised_name(path.name), []).append(path)
+        for path in waiting.get(key[: -(_HASH_CHARS + 1)], []):
             candidate = describe(path)
             if candidate.key == key:
-                return candidate
-    raise FileNotFoundError(f"no file for partition {key!r} in {uploads}, {archive} or {quarantine}")
+                found[key] = candidate
+                break
+    return found
 
 
 def destination(folder: Path, key: str, path: Path) -> Path:

@@ -118,3 +118,25 @@ def loaded_content(conn: sa.Connection, hashes: list[str]) -> dict[str, str]:
     if not hashes:
         return {}
     return dict(conn.execute(sa.text(_LOADED_CONTENT), {"hashes": hashes}).all())
+
+
+_REQUESTED = """
+INSERT INTO analytics.upload_requests (file_key, batch) VALUES (:file_key, :batch)
+ON CONFLICT (file_key) DO UPDATE SET batch = EXCLUDED.batch, requested_at = now()
+"""
+
+
+def requested(conn: sa.Connection, batches: dict[str, str]) -> None:
+    """The sensor asked for a run of each file: file_key -> the batch (the run's `upload/batch` tag)."""
+    if batches:
+        conn.execute(sa.text(_REQUESTED), [{"file_key": key, "batch": batch} for key, batch in batches.items()])
+
+
+def batches(conn: sa.Connection, keys: list[str]) -> dict[str, str]:
+    """file_key -> the batch its last run was requested in, for the keys that were requested."""
+    if not keys:
+        return {}
+    found = conn.execute(
+        sa.text("SELECT file_key, batch FROM analytics.upload_requests WHERE file_key = ANY(:keys)"), {"keys": keys}
+    )
+    return dict(found.all())

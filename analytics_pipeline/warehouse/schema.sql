@@ -91,6 +91,15 @@ CREATE TABLE IF NOT EXISTS analytics.ingested_files (
 );
 CREATE INDEX IF NOT EXISTS ingested_files_content_hash ON analytics.ingested_files (content_hash);
 
+-- The run each file waiting in the folder was last requested in, written by the upload sensor before it asks Dagster
+-- for the run. Several files share a run (a batch), so this is how the sensor finds a file's runs, and finds a
+-- request whose run was never created (the daemon stopped in between).
+CREATE TABLE IF NOT EXISTS analytics.upload_requests (
+    file_key     text PRIMARY KEY,
+    batch        text NOT NULL,
+    requested_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- The upload's rows as text, after header mapping and before any typing: what the file said, kept in Postgres.
 -- Lines the parser could not split carry only raw_line and parse_error.
 CREATE TABLE IF NOT EXISTS analytics.raw_uploads (
