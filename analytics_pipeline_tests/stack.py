@@ -84,10 +84,16 @@ class Stack:
         self.killed = False
 
     def kill(self) -> None:
-        """SIGKILL every process `analytics dev` started (webserver, daemon, code server, run workers), as a crash
-        or an out-of-memory killer would; Postgres runs on (it has its own session)."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(STOP_SECONDS)
+        """SIGKILL every process `analytics dev` started (webserver, daemon, code servers, run workers), as a crash
+        or an out-of-memory killer would. `dagster dev` starts the webserver and the daemon in sessions of their
+        own, so the whole process tree is killed, not a process group. Postgres runs on (the server's own
+        processes are not in the tree)."""
+        root = psutil.Process(self.process.pid)
+        tree = [root, *root.children(recursive=True)]
+        for process in tree:
+            process.kill()
+        _, alive = psutil.wait_procs(tree, timeout=STOP_SECONDS)
+        assert not alive, f"still running after SIGKILL: {[p.pid for p in alive]}"
         self.killed = True
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:

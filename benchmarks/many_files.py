@@ -105,6 +105,16 @@ def refreshed(stack: Stack) -> bool:
     return loaded > 0 and abs(float(metrics) - float(loaded)) < 0.01
 
 
+def diagnosis(stack: Stack) -> str:
+    """Where things stand when the files did not settle in time."""
+    statuses = stack.rows("SELECT status, count(*) FROM analytics.ingested_files GROUP BY status")
+    left = sorted(p.name for p in (stack.data / "uploads").iterdir())
+    runs: dict[str, int] = {}
+    for run in stack.runs():
+        runs[f"{run['jobName']} {run['status']}"] = runs.get(f"{run['jobName']} {run['status']}", 0) + 1
+    return f"registry: {statuses}; left in the folder ({len(left)}): {left[:10]}; runs: {runs}"
+
+
 def books(stack: Stack, drop_: Drop, allow_failed_runs: bool = False) -> list[str]:
     """What does not balance; empty when every file and row is accounted for. Failed ingest runs count as a problem
     unless the caller killed them (``allow_failed_runs``: their retries must still have loaded every file)."""
@@ -144,7 +154,11 @@ def measure(files: int, rows: int, work: Path, timeout: float) -> dict:
         wait_for(lambda: (data / "uploads").is_dir(), 120, "the watched folder")
         started = drop(work / "staging", data / "uploads")
         started_at = time.time() - (time.monotonic() - started)
-        wait_for(lambda: settled(stack, drop_), timeout, f"{files} files loaded", interval=1)
+        try:
+            wait_for(lambda: settled(stack, drop_), timeout, f"{files} files loaded", interval=1)
+        except AssertionError:
+            print(diagnosis(stack))
+            raise
         loaded = time.monotonic() - started
         wait_for(lambda: refreshed(stack), timeout, "the refresh of the touched days", interval=1)
         refreshed_after = time.monotonic() - started
