@@ -599,7 +599,7 @@ def _range(run: dict) -> tuple[str, str]:
 
 
 def _wait_for_wave(stack: Stack, loads: int, dropped_at: float, months: set[str]) -> list[tuple[str, str]]:
-    """Wait until ``loads`` ingest runs succeeded and the refresh runs launched since ``dropped_at`` cover
+    """Wait until ingest runs of ``loads`` files succeeded and the refresh runs launched since ``dropped_at`` cover
     ``months``, none left queued or running; returns their month ranges. Any failed run fails the test at once."""
 
     def settled():
@@ -612,7 +612,9 @@ def _wait_for_wave(stack: Stack, loads: int, dropped_at: float, months: set[str]
             if {"key": "dagster/sensor_name", "value": "touched_days_sensor"} in r["tags"]
             and r["creationTime"] >= dropped_at
         ]
-        if len(ingests) < loads or any(r["status"] != "SUCCESS" for r in ingests + refreshes):
+        # Files dropped together share ingest runs: count the files the runs took, not the runs.
+        files = sum(int({t["key"]: t["value"] for t in r["tags"]}.get("upload/files", 1)) for r in ingests)
+        if files < loads or any(r["status"] != "SUCCESS" for r in ingests + refreshes):
             return None
         ranges = sorted(_range(r) for r in refreshes)
         return ranges if months <= set().union(*(_months(*r) for r in ranges)) else None
