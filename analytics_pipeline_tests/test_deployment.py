@@ -40,6 +40,7 @@ PROJECT_VARIABLES = {
     partitions.START_DATE_ENV,
     "ANALYTICS_MAX_RUNS_PER_TICK",
     "ANALYTICS_FILES_PER_RUN",
+    "ANALYTICS_HOLIDAY_COUNTRY",
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
     *(DATABASE_SOURCE_PREFIX + name.upper() for name in DatabaseSource.model_fields),

@@ -12,10 +12,11 @@ Expected false alarm rate: on clean synthetic series (trend + weekly seasonality
 730 days per metric on average and at most 2 (measured over 30 seeds x 3 metrics;
 the tests pin "<= 2 per 730 days per metric" on 3 seeds).
 
-Calendar closures: a day on which every requested metric is zero/NaN is *not* flagged
-when the same calendar date one year earlier was also such a zero day (Dec 25 / Jan 1
-closures are expected). The first occurrence (no prior year in the data) is flagged:
-it is a genuine surprise the first time and the reason says so ("drop").
+Closed days come from the trading calendar (calendar.py: closed weekdays, public holidays and recurring closures
+learnt from the revenue): a closed day with nothing sold is neither scored nor part of any baseline, and is never
+flagged; trading on a day that is normally closed is flagged as such. A negative revenue day (refunds or write-offs
+above sales) is always flagged with its own reason. Scores use a signed log scale, sign(x) * log1p(|x|), so one
+negative day cannot switch a metric to another scale.
 """
 
 from __future__ import annotations
@@ -25,24 +26,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from analytics_pipeline.analysis.calendar import TradingCalendar, country_code, learn
+
 COLUMNS = ["day", "metric", "actual", "expected", "score", "direction", "reason"]
 WINDOW_WEEKS = 8  # the baseline is the same weekday over this many trailing weeks
 THRESHOLD = 4.0  # |score| from which a day is flagged
 MIN_HISTORY_WEEKS = 3  # same-weekday values a baseline needs, so ...
 MIN_SCORED_DAYS = 7 * MIN_HISTORY_WEEKS + 1  # ... the first day that can be scored is this one
 MAD_TO_SIGMA = 1.4826  # MAD of a normal sample times this estimates its std
-REL_FLOOR = 0.05  # scale is at least 5% of the expected value ...
-TYPICAL_FLOOR = 0.01  # ... and (linear scale only) 1% of the metric's typical non-zero size
+REL_FLOOR = 0.05  # scale is at least 5% of the expected value
 # Croux & Rousseeuw small-sample consistency factors for the MAD, by sample size 0..9.
 SMALL_SAMPLE_MAD = [1.0, 1.0, 1.196, 1.495, 1.363, 1.206, 1.200, 1.140, 1.129, 1.107]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-
-
-def _closure_days(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.Series:
-    """True where the day and the same date a year earlier are both all-zero/NaN."""
-    zero = frame[list(metrics)].fillna(0).eq(0).all(axis=1)
-    prior = zero.reindex(frame.index - pd.DateOffset(years=1)).fillna(False).to_numpy()
-    return zero & prior.astype(bool)
 
 
 def _reason(metric: str, weekday: str, actual: float, expected: float, segment: str) -> str:
@@ -67,8 +62,7 @@ def _score_metric(
     skipping NaN and known closure days; fewer than `min_history_weeks` values -> NaN.
     """
     v = values.to_numpy(dtype=float)
-    use_log = bool(np.nanmin(v, initial=0.0) >= 0)
-    t = np.log1p(v) if use_log else v
+    t = np.sign(v) * np.log1p(np.abs(v))
     n = len(v)
     base = np.where(baseline_ok, t, np.nan)
     lags = np.full((n, window_weeks), np.nan)
@@ -86,15 +80,11 @@ def _score_metric(
     resid = np.where(enough & baseline_ok, np.abs(t - centre), np.nan)
     pooled = pd.Series(resid).rolling(56, min_periods=14).median().shift(1).to_numpy()
     pooled = np.nan_to_num(pooled * MAD_TO_SIGMA)
-    if use_log:  # >= 5% and >= one unit (1 more order on a usual 0-3 is not news)
-        floor = np.maximum(np.log1p(REL_FLOOR), np.log1p(1 / (1 + np.expm1(centre))))
-    else:
-        nonzero = np.abs(v[(v != 0) & ~np.isnan(v)])
-        typical = float(np.median(nonzero)) if nonzero.size else 0.0
-        floor = np.maximum(REL_FLOOR * np.abs(centre), max(TYPICAL_FLOOR * typical, 1e-9))
+    # >= 5% and >= one unit (1 more order on a usual 0-3 is not news)
+    floor = np.maximum(np.log1p(REL_FLOOR), np.log1p(1 / (1 + np.expm1(np.abs(centre)))))
     scale = np.maximum.reduce([mad, pooled, floor])
     score = (t - centre) / scale
-    expected = np.expm1(centre) if use_log else centre
+    expected = np.sign(centre) * np.expm1(np.abs(centre))
     expected[~enough] = np.nan
     score[~enough] = np.nan
     return expected, score
@@ -102,22 +92,37 @@ def _score_metric(
 
 def _detect_one(
     frame: pd.DataFrame, metrics: Sequence[str], window_weeks: int, threshold: float,
-    min_history_weeks: int, segment: str,
+    min_history_weeks: int, segment: str, calendar: TradingCalendar | None,
 ) -> list[dict]:
     """Anomaly rows for one segment (frame indexed by a complete daily index)."""
-    closure = _closure_days(frame, metrics).to_numpy()
+    prefix = f"{segment}: " if segment else ""
+    calendar = calendar or learn(frame[metrics[0]].fillna(0), country_code(segment) if segment else None)
+    reasons = [calendar.reason(day) for day in frame.index]
+    quiet = frame[list(metrics)].fillna(0).eq(0).all(axis=1).to_numpy()
+    normally_closed = np.array([r is not None for r in reasons], dtype=bool)
+    closed = normally_closed & quiet
     rows: list[dict] = []
     for metric in metrics:
-        expected, score = _score_metric(frame[metric], ~closure, window_weeks, min_history_weeks)
+        expected, score = _score_metric(frame[metric], ~closed, window_weeks, min_history_weeks)
         actual = frame[metric].to_numpy(dtype=float)
-        hit = (np.abs(score) >= threshold) & ~closure & ~np.isnan(actual)
+        negative = (actual < 0) if metric == "revenue" else np.zeros(len(actual), dtype=bool)
+        opened = normally_closed & ~quiet & (metric == metrics[0])  # trading on a day it is normally closed
+        hit = ((np.abs(score) >= threshold) | negative | opened) & ~closed & ~np.isnan(actual)
         for i in np.flatnonzero(hit):
             day, weekday = frame.index[i], WEEKDAYS[frame.index[i].day_of_week]
+            if negative[i]:
+                reason = (f"{prefix}revenue negative: refunds or write-offs above sales "
+                          f"(expected {expected[i]:,.2f}, got {actual[i]:,.2f})")
+            elif opened[i]:
+                reason = f"{prefix}{metric} on a day that is normally {reasons[i]} (got {actual[i]:,.2f})"
+            else:
+                reason = _reason(metric, weekday, actual[i], expected[i], segment)
             rows.append({
                 "day": day, "segment": segment, "metric": metric,
-                "actual": actual[i], "expected": expected[i], "score": score[i],
-                "direction": "spike" if score[i] > 0 else "drop",
-                "reason": _reason(metric, weekday, actual[i], expected[i], segment),
+                "actual": actual[i], "expected": 0.0 if np.isnan(expected[i]) else expected[i],
+                "score": score[i] if not np.isnan(score[i]) else (threshold if opened[i] else -threshold),
+                "direction": "spike" if (score[i] > 0 or (np.isnan(score[i]) and opened[i])) else "drop",
+                "reason": reason,
             })
     return rows
 
@@ -128,18 +133,20 @@ def detect_anomalies(
     window_weeks: int = WINDOW_WEEKS,
     threshold: float = THRESHOLD,
     min_history_weeks: int = MIN_HISTORY_WEEKS,
+    calendar: TradingCalendar | None = None,
 ) -> pd.DataFrame:
     """Flag days whose metric is far from the usual value for that weekday.
 
     expected = median of the same weekday over the previous `window_weeks` weeks
-    (closure days and NaN skipped; needs `min_history_weeks` values, else not scored).
-    score = (x - median) / scale with x = log1p(value) for non-negative metrics (the
-    value itself otherwise), scale = max of: 1.4826 * MAD of those same-weekday values
-    (small-sample corrected, as MAD of 3-8 values underestimates the spread of a new
-    day around their median), 1.4826 * median |residual| of the previous 56 days (all
-    weekdays; stabilises the 8-value MAD), and a floor (5% of expected and one unit on
-    the log scale; 5% of |expected| or 1% of the typical value on the linear scale).
-    Flagged when |score| >= threshold. NaN actuals (avg_order_value on a zero day)
+    (closed days and NaN skipped; needs `min_history_weeks` values, else not scored).
+    score = (x - median) / scale with x = sign(value) * log1p(|value|), scale = max of:
+    1.4826 * MAD of those same-weekday values (small-sample corrected, as MAD of 3-8
+    values underestimates the spread of a new day around their median), 1.4826 *
+    median |residual| of the previous 56 days (all weekdays; stabilises the 8-value
+    MAD), and a floor (5% of expected and one unit). Flagged when |score| >= threshold,
+    when revenue is negative, and when the first metric is non-zero on a day the
+    `calendar` (learnt from the first metric when not given) says is closed; a closed
+    day with nothing sold is never flagged. NaN actuals (avg_order_value on a zero day)
     are never flagged.
 
     With a `segment` column (e.g. region) each segment is scored on its own and the
@@ -159,7 +166,7 @@ def detect_anomalies(
     for segment, group in data.groupby("_segment", sort=True):
         frame = group.drop_duplicates("day", keep="last").set_index("day").sort_index()
         frame = frame[list(metrics)].apply(pd.to_numeric, errors="coerce").asfreq("D")
-        rows += _detect_one(frame, metrics, window_weeks, threshold, min_history_weeks, segment)
+        rows += _detect_one(frame, metrics, window_weeks, threshold, min_history_weeks, segment, calendar)
     columns = COLUMNS[:1] + ["segment"] + COLUMNS[1:] if has_segment else COLUMNS
     out = pd.DataFrame(rows, columns=["day", "segment", *COLUMNS[1:]])
     out = out.sort_values(["day", "segment", "metric"], kind="stable").reset_index(drop=True)

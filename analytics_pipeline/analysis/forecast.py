@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import Ridge
 
+from analytics_pipeline.analysis.calendar import TradingCalendar
 from analytics_pipeline.analysis.history import too_short
 
 HORIZON_DAYS = 30  # days forecast after the last day of history
@@ -215,8 +216,20 @@ def _naive_forecast(y: pd.Series, horizon: int, interval: float, clip: bool) -> 
 
 
 def forecast_series(
-    history: pd.DataFrame, value: str = "revenue", horizon: int = HORIZON_DAYS, interval: float = INTERVAL
+    history: pd.DataFrame, value: str = "revenue", horizon: int = HORIZON_DAYS, interval: float = INTERVAL,
+    calendar: TradingCalendar | None = None,
 ) -> Forecast:
+    """See `_forecast`; then every day the trading calendar says is closed is forecast 0 with an interval of
+    [0, 0], and nothing is forecast below 0 (revenue, units and orders are not negative on a future day)."""
+    result = _forecast(history, value, horizon, interval)
+    frame = result.frame.copy()
+    closed = calendar.closed(pd.DatetimeIndex(frame["day"])) if calendar is not None else np.zeros(len(frame), bool)
+    for column in ("predicted", "lower", "upper"):
+        frame[column] = np.where(closed, 0.0, np.maximum(frame[column].to_numpy(dtype=float), 0.0))
+    return Forecast(frame, result.method, result.backtest, result.note)
+
+
+def _forecast(history: pd.DataFrame, value: str, horizon: int, interval: float) -> Forecast:
     """Forecast `value` for `horizon` days after the last day in `history`.
 
     Backtest definitions (regression path only; None for the fallback):

@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from analytics_pipeline.analysis import calendar
 from analytics_pipeline.analysis.anomalies import MIN_SCORED_DAYS, REL_FLOOR, THRESHOLD, WINDOW_WEEKS, detect_anomalies
 from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
 from analytics_pipeline.resources import Warehouse
@@ -37,7 +38,9 @@ VALUES (:day, :metric, :segment, :actual, :expected, :score, :direction, :reason
         f"weekday's median absolute deviation, the recent residual spread, or a {REL_FLOOR:.0%} floor, whichever is "
         "largest); "
         f"|score| >= {THRESHOLD:g} is flagged as a spike or a drop, with the expected value, the actual value and a "
-        "one-line reason. A closure that recurs on the same date as last year is not an anomaly. Regions with no "
+        "one-line reason. A day the trading calendar says is closed (a weekday it never trades, a public holiday it "
+        "closed on before, a date it closes every year; learnt from the revenue) is not an anomaly, trading on one "
+        "is; a negative revenue day always is. Regions with no "
         f"sales on more than {MAX_ZERO_SHARE:.0%} of days have no weekday pattern to break and are not scored "
         f"(listed in metadata). Under {MIN_SCORED_DAYS} days of history, or with no positive revenue, nothing is "
         f"scored, the table is left empty and `{STATUS_KEY}` says 'not enough data' and why."
@@ -50,8 +53,15 @@ def metric_anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
     reason = shortage(total, MIN_SCORED_DAYS, "anomaly scoring")
     zero_share = (regions["revenue"] == 0).groupby(regions["segment"]).mean()
     sparse = sorted(zero_share[zero_share > MAX_ZERO_SHARE].index)
-    scored = [] if reason else [total.assign(segment=series.TOTAL), regions[~regions["segment"].isin(sparse)]]
-    found = pd.concat([detect_anomalies(frame, METRICS) for frame in scored] or [_NONE], ignore_index=True)
+    # The total's calendar uses the dominant country's holidays; each region learns its own (and the holidays of
+    # the country it names, if any) inside detect_anomalies.
+    trading = calendar.for_history(total, regions) if len(total) else None
+    scored = [] if reason else [
+        (total.assign(segment=series.TOTAL), trading), (regions[~regions["segment"].isin(sparse)], None)
+    ]
+    found = pd.concat(
+        [detect_anomalies(frame, METRICS, calendar=known) for frame, known in scored] or [_NONE], ignore_index=True
+    )
     rows = [{**row, "day": row["day"].date()} for row in found[_ROW].to_dict("records")]
     with warehouse.transaction() as conn:
         conn.execute(sa.text("DELETE FROM analytics.metric_anomalies"))
@@ -65,6 +75,7 @@ def metric_anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
             "dagster/row_count": len(rows),
             "overall_anomalies": int((found["segment"] == series.TOTAL).sum()),
             "regions_too_sparse_to_score": ", ".join(sparse) or "none",
+            "trading_calendar": trading.describe() if trading else "no history",
             "latest": dg.MetadataValue.md(
                 markdown.table(recent[["day", "segment", "metric", "direction", "reason"]]) if rows else "none"
             ),

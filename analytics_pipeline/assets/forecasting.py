@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from analytics_pipeline.analysis import calendar
 from analytics_pipeline.analysis.forecast import (
     BACKTEST_ORIGINS,
     HORIZON_DAYS,
@@ -58,7 +59,16 @@ def revenue_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
         regions = series.region_series(conn)
     segments = {series.TOTAL: total}
     segments |= {name: frame.drop(columns="segment") for name, frame in regions.groupby("segment")}
-    forecasts = {name: forecast_series(history, "revenue", HORIZON_DAYS, INTERVAL) for name, history in segments.items()}
+    # Closed days (calendar.py) are forecast 0: the total's calendar uses the dominant country's holidays, a
+    # region's those of the country it names, if any.
+    calendars = {series.TOTAL: calendar.for_history(total, regions, HORIZON_DAYS)} if len(total) else {}
+    calendars |= {
+        name: calendar.for_history(history, horizon_days=HORIZON_DAYS, country=calendar.country_code(name))
+        for name, history in segments.items() if name != series.TOTAL and len(history)
+    }
+    forecasts = {
+        name: forecast_series(history, "revenue", HORIZON_DAYS, INTERVAL, calendars.get(name)) for name, history in segments.items()
+    }
 
     generated_at = datetime.now(UTC)
     # Replace everything, so a shorter history never leaves an earlier forecast behind; no rows, no backtest.
@@ -80,6 +90,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
             "dagster/row_count": len(forecast_rows),
             "method": overall.method,
             "note": overall.note or "",
+            "trading_calendar": calendars[series.TOTAL].describe() if calendars else "no history",
             "segments": len(forecasts),
             "history_days": len(total),
             "next_30_days_revenue": round(float(overall.frame["predicted"].sum()), 2),
