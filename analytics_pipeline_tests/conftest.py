@@ -151,3 +151,18 @@ def refresh_days(instance: dg.DagsterInstance, start: str, end: str, selection: 
     )
     assert result.success
     return result
+
+
+def benchmark_module(name: str):
+    """A script of benchmarks/ imported as a module, as when it runs as a script (benchmarks/ on sys.path, for the
+    scripts it imports beside it), for the tests that run a smaller version of what it measures."""
+    import importlib.util
+    import sys
+
+    path = paths.PROJECT_ROOT / "benchmarks" / f"{name}.py"
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module

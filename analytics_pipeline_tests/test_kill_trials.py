@@ -5,12 +5,9 @@ The trial itself lives in benchmarks/kill_trials.py (which runs 100 of them); he
 Postgres, each trial on a fresh partition and an emptied warehouse. See that script for what "balance" checks.
 """
 
-import importlib.util
-import sys
-
 import pytest
 
-from analytics_pipeline import paths
+from analytics_pipeline_tests.conftest import benchmark_module
 
 ROWS = 100_000
 RANDOM_SEEDS = range(1, 11)  # killed anywhere between 0.5 s and an uncut load's duration
@@ -18,17 +15,7 @@ PROMOTE_SEEDS = range(11, 14)  # killed inside the transactions step (the regist
 PROMOTE_ATTEMPTS = 3
 
 
-def _kill_trials():
-    path = paths.PROJECT_ROOT / "benchmarks" / "kill_trials.py"
-    sys.path.insert(0, str(path.parent))  # as when it runs as a script: it imports load_benchmark beside it
-    spec = importlib.util.spec_from_file_location("kill_trials", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
-
-
-kill_trials = _kill_trials()
+kill_trials = benchmark_module("kill_trials")
 
 
 @pytest.fixture(scope="module")

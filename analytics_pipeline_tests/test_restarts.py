@@ -6,29 +6,17 @@ The files come from benchmarks/many_files.py (which times the same drop at 1,000
 line in every tenth, an unusable inventory export in every hundredth, and byte-for-byte copies under other names.
 """
 
-import importlib.util
-import sys
-
 import pytest
 
-from analytics_pipeline import paths
 from analytics_pipeline.warehouse import server
+from analytics_pipeline_tests.conftest import benchmark_module
 from analytics_pipeline_tests.stack import dev_stack, run_cli, stop_embedded, user_environment, wait_for
 
 FILES = 300
 TIMEOUT = 600
 
 
-def _many_files():
-    path = paths.PROJECT_ROOT / "benchmarks" / "many_files.py"
-    spec = importlib.util.spec_from_file_location("many_files", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
-
-
-many_files = _many_files()
+many_files = benchmark_module("many_files")
 
 
 def _ingest_runs(stack) -> list[dict]:

@@ -42,13 +42,12 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -61,8 +60,11 @@ import psutil
 import requests
 import sqlalchemy as sa
 
-# benchmarks/ is on sys.path when this file runs as a script
+# benchmarks/ is on sys.path when this file runs as a script; the project root is added for the test helpers
 from load_benchmark import load_generator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from analytics_pipeline_tests.stack import free_port, wait_for  # noqa: E402
 
 ANALYTICS = str(Path(sys.executable).parent / "analytics")
 DAILY_STEPS = ("daily_metrics", "daily_region_metrics", "daily_product_metrics", "daily_company_metrics")
@@ -192,22 +194,6 @@ def dev_process(env: dict, data: Path, port: int):
             pass
         process.wait()
         log.close()
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def code_loaded(base_url: str) -> bool:
@@ -405,7 +391,7 @@ def measure_dev(files: list[Path], work: Path, timeout: float) -> Result:
     try:
         with dev_process(env, data, port) as process:
             with PeakRss(process.pid) as rss:
-                wait_for(lambda: code_loaded(base_url), 300, "the webserver and its code location")
+                wait_for(lambda: code_loaded(base_url), 300, "the webserver and its code location", interval=1)
                 engine = sa.create_engine(db_url(env))
                 try:
                     dropped = time.time()
@@ -413,9 +399,9 @@ def measure_dev(files: list[Path], work: Path, timeout: float) -> Result:
                         shutil.copy(path, data / "uploads" / path.name)
                     try:
                         finished = wait_for(lambda: _refreshed(engine, len(files)), timeout,
-                                            "the loads and the refresh after them")
+                                            "the loads and the refresh after them", interval=1)
                         result.total = finished - dropped
-                    except (TimeoutError, RuntimeError) as error:
+                    except (AssertionError, RuntimeError) as error:  # wait_for's timeout, a failed run
                         result.error = str(error)
                     breakdown(engine, result)
                     check(engine, result)
