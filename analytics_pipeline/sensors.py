@@ -69,19 +69,22 @@ def upload_sensor(
             continue
         if not files.is_candidate(path):
             continue
-        stat = path.stat()
-        signature = [stat.st_size, stat.st_mtime_ns]
-        seen = previous.get(path.name)
-        unchanged = seen is not None and seen[:2] == signature
-        if not (unchanged or time.time() - stat.st_mtime > SETTLE_SECONDS):
-            observed[path.name] = signature
-            waiting += 1
+        try:
+            stat = path.stat()
+            signature = [stat.st_size, stat.st_mtime_ns]
+            seen = previous.get(path.name)
+            unchanged = seen is not None and seen[:2] == signature
+            if not (unchanged or time.time() - stat.st_mtime > SETTLE_SECONDS):
+                observed[path.name] = signature
+                waiting += 1
+                continue
+            if unchanged and len(seen) == 4:
+                key, digest = seen[2], seen[3]
+            else:
+                upload = files.describe(path)
+                key, digest = upload.key, upload.content_hash
+        except FileNotFoundError:  # moved to the archive by a run since the folder was listed
             continue
-        if unchanged and len(seen) == 4:
-            key, digest = seen[2], seen[3]
-        else:
-            upload = files.describe(path)
-            key, digest = upload.key, upload.content_hash
         observed[path.name] = [*signature, key, digest]
         settled.append((path, key, digest))
 

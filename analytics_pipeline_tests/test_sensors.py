@@ -369,3 +369,13 @@ def test_rows_appended_while_the_file_is_staged_are_not_lost(instance, folders, 
     assert _load(instance, folders, request.partition_key).success
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM analytics.transactions")).scalar_one() == 301_000
+
+
+def test_a_file_moved_away_while_the_folder_is_read_is_not_refused(instance, folders, engine):
+    """A run archives a file between the sensor's listing and its look at the entry: the entry is gone, not a
+    special file. (Seen under load: a loaded file was also registered as 'not a regular file'.)"""
+    gone = folders.uploads_path / "store_0221_orders.csv"
+    assert files.refusal(gone) is None
+    fifo = folders.uploads_path / "orders_pipe.csv"
+    os.mkfifo(fifo)
+    assert "is not a regular file" in files.refusal(fifo)

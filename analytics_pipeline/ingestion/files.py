@@ -8,6 +8,7 @@ under the same name map to the partition that already exists.
 import hashlib
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,12 +64,17 @@ def is_candidate(path: Path) -> bool:
 
 def refusal(path: Path) -> str | None:
     """Why a visible entry of the watched folder can never be loaded, or None. Names the entry, never its content
-    nor what a link points to."""
+    nor what a link points to. An entry gone since the folder was listed (a run moved it to the archive) is not
+    refused: there is nothing left to judge."""
     if path.name.startswith("."):
         return None
-    if path.is_symlink():
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(mode):
         return f"{display_name(path)} is a symbolic link; copy the file itself into the folder"
-    if not path.is_file() and not path.is_dir():
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
         return f"{display_name(path)} is not a regular file (a device, socket or pipe)"
     return None
 
