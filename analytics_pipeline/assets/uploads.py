@@ -80,8 +80,7 @@ def raw_uploads(context: dg.AssetExecutionContext, warehouse: Warehouse, folders
     return dg.MaterializeResult(
         metadata={"files_in_run": len(keys)},
         check_results=[
-            checks.combined(ACCEPTED_CHECK, accepted)
-            if accepted else dg.AssetCheckResult(check_name=ACCEPTED_CHECK, passed=True, description="no file found"),
+            checks.combined(ACCEPTED_CHECK, accepted),
             _reconciled(warehouse, folders),
         ],
     )
