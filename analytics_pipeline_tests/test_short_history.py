@@ -9,8 +9,10 @@ import sqlalchemy as sa
 
 from analytics_pipeline import paths
 from analytics_pipeline.analysis.anomalies import MIN_SCORED_DAYS
+from analytics_pipeline.analysis.backtest import MIN_ORIGIN
 from analytics_pipeline.analysis.forecast import (
     HORIZON_DAYS,
+    METHODS,
     MIN_FORECAST_DAYS,
     MIN_MODEL_DAYS,
     MODEL_METHOD,
@@ -99,13 +101,13 @@ SHORT = {
     ),
     "twenty days": (
         weekly_revenue(20),
-        [f"20 days of history; the regression model needs at least {MIN_MODEL_DAYS}",
+        [f"20 days of history; a backtest over {HORIZON_DAYS} days needs at least {MIN_ORIGIN + HORIZON_DAYS}",
          f"20 days of history; anomaly scoring needs at least {MIN_SCORED_DAYS}", None, None],
     ),
     "all zero": (np.zeros(90), ["all values are zero"] + ["no positive revenue in 90 days of history"] * 3),
     "all negative": (
         -weekly_revenue(90) / 10,
-        ["series has negative values"] + ["no positive revenue in 90 days of history"] * 3,
+        ["no day with positive values (all zero or negative)"] + ["no positive revenue in 90 days of history"] * 3,
     ),
 }
 
@@ -157,8 +159,16 @@ def test_enough_history_forecasts_with_the_model_and_a_shorter_one_leaves_nothin
     assert statuses == dict.fromkeys(NAMES, READY)
     forecast = table(engine, "SELECT segment, method FROM analytics.revenue_forecast")
     assert len(forecast) == 3 * HORIZON_DAYS and set(forecast["method"]) == {MODEL_METHOD}
-    backtest = table(engine, "SELECT segment, mase FROM analytics.forecast_backtest ORDER BY segment")
-    assert list(backtest["segment"]) == ["North", "South", "total"] and backtest["mase"].notna().all()
+    backtest = table(engine, "SELECT segment, method, published, mase, reason FROM analytics.forecast_backtest "
+                             "WHERE horizon_week = 0 ORDER BY segment, method")
+    assert list(backtest["segment"].unique()) == ["North", "South", "total"]
+    assert (backtest.groupby("segment")["method"].apply(set) == set(METHODS.values())).all()
+    published = backtest[backtest["published"]]
+    assert list(published["segment"]) == ["North", "South", "total"] and published["mase"].notna().all()
+    assert published["reason"].str.startswith("ridge model: lowest backtest MAE").all()
+    totals = table(engine, "SELECT segment, days FROM analytics.forecast_totals ORDER BY segment, days")
+    assert list(totals.itertuples(index=False, name=None)) == [(s, d) for s in ("North", "South", "total")
+                                                                for d in (7, HORIZON_DAYS)]
 
     # A planted spike on the last day is found, so the next run has anomaly rows to replace.
     spiked = weekly_revenue(days)
@@ -170,7 +180,7 @@ def test_enough_history_forecasts_with_the_model_and_a_shorter_one_leaves_nothin
     load_history(engine, np.zeros(0))
     _, statuses = run(instance, folders)
     assert all(status.startswith(NOT_ENOUGH_DATA) for status in statuses.values())
-    for name in ("revenue_forecast", "forecast_backtest", "metric_anomalies"):
+    for name in ("revenue_forecast", "forecast_backtest", "forecast_totals", "metric_anomalies"):
         assert table(engine, f"SELECT * FROM analytics.{name}").empty, name
     assert list(table(engine, "SELECT chart FROM analytics.charts")["chart"]) == ["revenue_overview"]
     assert sorted(p.name for p in paths.reports_dir().glob("*.png")) == ["revenue_overview.png"]

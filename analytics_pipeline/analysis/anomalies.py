@@ -37,6 +37,7 @@ MAD_TO_SIGMA = 1.4826  # MAD of a normal sample times this estimates its std
 REL_FLOOR = 0.05  # scale is at least 5% of the expected value
 # Croux & Rousseeuw small-sample consistency factors for the MAD, by sample size 0..9.
 SMALL_SAMPLE_MAD = [1.0, 1.0, 1.196, 1.495, 1.363, 1.206, 1.200, 1.140, 1.129, 1.107]
+OUTAGE_DAYS = 3  # this many trading days in a row with nothing sold is an outage or a data gap, reported once
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -101,7 +102,8 @@ def _detect_one(
     quiet = frame[list(metrics)].fillna(0).eq(0).all(axis=1).to_numpy()
     normally_closed = np.array([r is not None for r in reasons], dtype=bool)
     closed = normally_closed & quiet
-    rows: list[dict] = []
+    rows, outage = _outages(frame, quiet, normally_closed, metrics[0], prefix, segment, threshold)
+    closed |= outage  # an outage's days are neither scored one by one nor part of any baseline
     for metric in metrics:
         expected, score = _score_metric(frame[metric], ~closed, window_weeks, min_history_weeks)
         actual = frame[metric].to_numpy(dtype=float)
@@ -125,6 +127,32 @@ def _detect_one(
                 "reason": reason,
             })
     return rows
+
+
+def _outages(frame: pd.DataFrame, quiet: np.ndarray, normally_closed: np.ndarray, metric: str, prefix: str,
+             segment: str, threshold: float) -> tuple[list[dict], np.ndarray]:
+    """One row per run of at least OUTAGE_DAYS trading days with nothing sold (closed days inside the run do not
+    break it), dated on its first day, and the mask of the run's days. Its expected value is the median trading day
+    of the 4 weeks before; its score is the flagging threshold (a run has no single day's score)."""
+    rows, mask = [], np.zeros(len(quiet), dtype=bool)
+    run_id = np.cumsum(np.r_[True, quiet[1:] != quiet[:-1]])
+    for run in np.unique(run_id[quiet]):
+        days = np.flatnonzero(run_id == run)
+        trading = int((~normally_closed[days]).sum())
+        if trading < OUTAGE_DAYS:
+            continue
+        mask[days] = True
+        first, last = frame.index[days[0]], frame.index[days[-1]]
+        before = frame[metric].iloc[max(0, days[0] - 28) : days[0]]
+        expected = float(before[before > 0].median()) if (before > 0).any() else 0.0
+        rows.append({
+            "day": first, "segment": segment, "metric": metric, "actual": 0.0, "expected": expected,
+            "score": -threshold, "direction": "drop",
+            "reason": (f"{prefix}outage or data gap: no {metric} on {trading} trading days from {first:%Y-%m-%d} to "
+                       f"{last:%Y-%m-%d} (expected about {expected:,.2f} a day, got 0.00), not a closure the "
+                       "trading calendar knows"),
+        })
+    return rows, mask
 
 
 def detect_anomalies(

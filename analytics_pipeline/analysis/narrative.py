@@ -1,29 +1,59 @@
 """Grounded insight narratives: a bounded fact sheet, a prompt, and a number checker.
 
 Why: a language model asked to "explain the numbers" will happily invent some, so it only
-gets rounded facts and every number in its reply is traced back to them."""
+gets rounded facts and every number in its reply is traced back to them. The facts end at the last
+complete day: a partial latest day (analysis.completeness) would read as a collapse, so it is left out
+and named, with why, instead. Prose states money as a person writes it (1.37M, 48.2k, 912.40); the
+checker accepts such a number when it is the correct rounding of a fact."""
 
 from __future__ import annotations
 
 import json
 import re
+from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 
+from analytics_pipeline.analysis.completeness import PartialDay, complete_days
 from analytics_pipeline.analysis.forecast import HORIZON_DAYS
 
 MAX_NAME, MAX_REASON, MAX_FACTS_BYTES = 40, 160, 4000
 WINDOWS, MOVER_DAYS, TOP_MOVERS, MAX_ANOMALIES = (7, 28), 28, 3, 5
 MIN_COMPARISON_DAYS = 2 * WINDOWS[0]  # the shortest window and the one before it
+MOVER_HISTORY_DAYS = 2 * MOVER_DAYS  # the movers' current and previous periods
 NO_HISTORY_NARRATIVE = "Not enough data yet: there is no sales history to report on."
+# Money in prose: (smallest amount, unit, suffix, decimals), largest first. An amount takes the first scale it
+# reaches *once rounded*, so 999,996 reads 1.00M, not 1,000.0k; below 10,000 it keeps its cents (9,123.40).
+# Millions and billions keep two decimals and thousands one: at least three significant figures, as a person quotes
+# a total, so a rounded amount is never more than 0.5% off. Halves round up, as a person rounds (48,250 is 48.3k).
+# Counts (orders) stay whole numbers in full.
+MONEY_SCALES = ((10**9, 10**9, "bn", 2), (10**6, 10**6, "M", 2), (10**4, 10**3, "k", 1))
+_iso = "{:%Y-%m-%d}".format  # Timestamp -> 'YYYY-MM-DD', the only date form the checker knows
+
+
+def money_text(value: float) -> str:
+    """An amount as a person writes it: '-1.37M', '48.2k', '9,123.40' (MONEY_SCALES). Rounded in
+    decimal, from the shortest form of the float, so 48250.0 is a true half and rounds up."""
+    size = abs(Decimal(repr(float(value))))
+    sign = "-" if value < 0 else ""
+    for smallest, unit, suffix, decimals in MONEY_SCALES:
+        scaled = (size / unit).quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_UP)
+        if scaled * unit >= smallest:
+            return f"{sign}{scaled:,}{suffix}"
+    return f"{sign}{size.quantize(Decimal('0.01'), ROUND_HALF_UP):,}"
+
+
 SYSTEM_PROMPT = (
     "You write short narratives for a daily sales dashboard. Use only numbers that appear in the "
-    "facts JSON, copied exactly or rounded: money with thousands separators and two decimals, "
-    "percentages with one decimal, dates as YYYY-MM-DD. Never compute new numbers (no new sums, "
-    "differences, ratios or percentages). Write three short sections: 'What changed', 'Why it may "
-    "have changed' (movers, zero days and anomalies are hypotheses, not proof) and 'What to do'. "
-    "Stay under 150 words. If the facts are thin, say so.")
-_iso = "{:%Y-%m-%d}".format  # Timestamp -> 'YYYY-MM-DD', the only date form the checker knows
+    "facts JSON, copied exactly or rounded as a person writes them: money of a million or more in "
+    f"millions with two decimals ({money_text(1_366_168.66)}), of ten thousand or more in thousands "
+    f"with one decimal ({money_text(48_213.5)}), smaller amounts with two decimals "
+    f"({money_text(912.4)}); counts as whole numbers; percentages with one decimal; dates as "
+    "YYYY-MM-DD. Never compute new numbers (no new sums, differences, ratios or percentages). "
+    "latest_day is the last complete day and every figure ends there; when partial_day is set, say "
+    "that day is incomplete and why (its reason) and that it is left out. Write three short "
+    "sections: 'What changed', 'Why it may have changed' (movers, zero days and anomalies are "
+    "hypotheses, not proof) and 'What to do'. Stay under 150 words. If the facts are thin, say so.")
 
 
 def _money(x: float) -> float:
@@ -79,18 +109,22 @@ def _movers(frame: pd.DataFrame, latest: pd.Timestamp | None) -> dict:
                 t.head(TOP_MOVERS).to_dict("records")] for k, t in (("up", up), ("down", down))}
 
 
-def _forecast_facts(forecast: pd.DataFrame, latest: pd.Timestamp | None) -> dict | None:
-    """Forecast-horizon and first-week totals; bounds are sums of daily bounds (conservative)."""
+def _forecast_facts(forecast: pd.DataFrame, totals: pd.DataFrame | None, latest: pd.Timestamp | None) -> dict | None:
+    """Forecast-horizon and first-week sums. Their ranges are the forecast's own intervals of those sums (a sum of
+    daily bounds would be far wider than 80%); None where the forecast has none (too short a history)."""
     if forecast is None or "day" not in forecast:
         return None
     rows = forecast.assign(day=pd.to_datetime(forecast["day"])).sort_values("day")
     rows = (rows[rows["day"] > latest] if latest is not None else rows).head(HORIZON_DAYS)
-    block = lambda part: {  # noqa: E731
-        "days": len(part), "start": _iso(part["day"].min()), "end": _iso(part["day"].max()),
-        **{k: _money(part[c].sum()) for k, c in zip(("total", "lower", "upper"),
-                                                   ("predicted", "lower", "upper"))}}
-    return None if rows.empty else {"metric": "revenue", **block(rows),
-                                    "first_week": block(rows.head(7))}
+
+    def block(part: pd.DataFrame) -> dict:
+        start = part["day"].min()
+        known = totals[(totals["days"] == len(part)) & (totals["first_day"] == start)] if totals is not None else []
+        bounds = {k: _money(known[k].iloc[0]) if len(known) else None for k in ("lower", "upper")}
+        return {"days": len(part), "start": _iso(start), "end": _iso(part["day"].max()),
+                "total": _money(part["predicted"].sum()), **bounds}
+
+    return None if rows.empty else {"metric": "revenue", **block(rows), "first_week": block(rows.head(7))}
 
 
 def _anomaly_facts(anomalies: pd.DataFrame) -> list[dict]:
@@ -105,20 +139,26 @@ def _anomaly_facts(anomalies: pd.DataFrame) -> list[dict]:
 
 
 def build_facts(daily: pd.DataFrame, by_region: pd.DataFrame, by_product: pd.DataFrame,
-                forecast: pd.DataFrame, anomalies: pd.DataFrame) -> dict:
+                forecast: pd.DataFrame, anomalies: pd.DataFrame,
+                partial: PartialDay | None = None, forecast_totals: pd.DataFrame | None = None) -> dict:
     """Fact sheet rounded as stated (money 2 dp, percents 1 dp, orders int), < 4,000 bytes.
-    Windows end at the latest day of `daily`; a previous window not fully covered by data
-    is None, as is a % change from 0. The forecast is taken to be revenue."""
+    The `partial` day's rows are left out of every frame but the forecast, and named with its
+    reason; windows then end at the latest remaining day of `daily`, the last complete one. A
+    previous window not fully covered by data is None, as is a % change from 0. The forecast is
+    taken to be revenue; `forecast_totals` (days, first_day, lower, upper) gives the ranges of its sums."""
+    daily, by_region, by_product, anomalies = (
+        complete_days(f, partial) for f in (daily, by_region, by_product, anomalies))
     daily = daily.assign(day=pd.to_datetime(daily["day"])) if len(daily) else daily
     ends = [pd.to_datetime(f["day"]).max() for f in (daily, by_region, by_product) if len(f)]
     latest = (daily["day"].max() if len(daily) else max(ends)) if ends else None
     facts: dict = {"latest_day": None if latest is None else _iso(latest),
+                   "partial_day": partial and {"day": _iso(partial.day), "reason": partial.reason},
                    "history_days": int(daily["day"].nunique()) if len(daily) else 0,
                    "windows": {f"last_{n}_days": len(daily) and _compare(daily, latest, n) or None
                                for n in WINDOWS}}
     facts["movers"] = {"basis": f"revenue, last {MOVER_DAYS} days vs previous {MOVER_DAYS}",
                        "region": _movers(by_region, latest), "product": _movers(by_product, latest)}
-    facts["forecast"] = _forecast_facts(forecast, latest)
+    facts["forecast"] = _forecast_facts(forecast, forecast_totals, latest)
     facts["anomalies"] = _anomaly_facts(anomalies)
     while len(json.dumps(facts)) > MAX_FACTS_BYTES and facts["anomalies"]:
         facts["anomalies"].pop()  # safety net; realistic inputs stay well below
@@ -132,8 +172,8 @@ def build_messages(facts: dict) -> list[dict]:
 
 
 def _change(d: dict, count: bool = False) -> str:
-    """'1,234.00, up 4.5% vs 1,181.00' from the stored values only."""
-    fmt, pct = ("{:,}" if count else "{:,.2f}").format, d["change_pct"]
+    """'48.2k, up 4.5% vs 46.1k' from the stored values only; counts in full ('1,234')."""
+    fmt, pct = ("{:,}".format if count else money_text), d["change_pct"]
     if d["current"] is None:
         return "no data"
     if pct is None:
@@ -144,10 +184,12 @@ def _change(d: dict, count: bool = False) -> str:
 
 def offline_narrative(facts: dict) -> str:
     """Deterministic three-part narrative stating only numbers present in `facts`."""
+    partial = facts.get("partial_day") and f"{facts['partial_day']['reason']}; it is left out."
     if facts.get("latest_day") is None:
-        return NO_HISTORY_NARRATIVE
+        return " ".join(filter(None, [NO_HISTORY_NARRATIVE, partial]))
     windows = list({w["start"]: w for w in facts["windows"].values() if w}.values())  # dedupe
-    changed, why, todo = [f"Data up to {facts['latest_day']}."], [], []
+    complete = f", the last complete day. {partial}" if partial else "."
+    changed, why, todo = [f"Data up to {facts['latest_day']}{complete}"], [], []
     for w in windows:
         changed.append(f"Last {w['days']} days ({w['start']} to {w['end']}): revenue "
                        f"{_change(w['revenue'])}; orders {_change(w['orders'], count=True)}; "
@@ -162,7 +204,7 @@ def offline_narrative(facts: dict) -> str:
             word, sign = ("increase", "+") if side == "up" else ("decrease", "-")
             pct = "" if m["change_pct"] is None else f", {sign}{abs(m['change_pct']):.1f}%"
             why.append(f"{dim.capitalize()} with the biggest {word}: {m['name']} "
-                       f"({sign}{abs(m['change']):,.2f}{pct}).")
+                       f"({sign}{money_text(abs(m['change']))}{pct}).")
     since = min(w["start"] for w in windows)
     recent = [a for a in facts["anomalies"] if a["day"] >= since]  # older ones explain nothing
     why += [f"Anomaly on {a['day']}: {a['reason']}." for a in recent[:3]]
@@ -172,9 +214,10 @@ def offline_narrative(facts: dict) -> str:
         todo.append(f"Check {recent[0]['day']} for outages, data issues or one-off events.")
     if f := facts.get("forecast"):
         w = f["first_week"]
-        todo.append(f"Plan for revenue of about {f['total']:,.2f} over the next {f['days']} days "
-                    f"(range {f['lower']:,.2f} to {f['upper']:,.2f}); the first {w['days']} days "
-                    f"should bring {w['total']:,.2f} ({w['lower']:,.2f} to {w['upper']:,.2f}).")
+        span = lambda block: (f" (range {money_text(block['lower'])} to {money_text(block['upper'])})"  # noqa: E731
+                              if block["lower"] is not None else "")
+        todo.append(f"Plan for revenue of about {money_text(f['total'])} over the next {f['days']} days{span(f)}; "
+                    f"the first {w['days']} days should bring {money_text(w['total'])}{span(w)}.")
     return "\n\n".join([
         "What changed: " + " ".join(changed),
         "Why it may have changed: " + (" ".join(why) or "no clear driver in the data."),
@@ -222,7 +265,8 @@ def ungrounded_numbers(text: str, facts: dict) -> list[str]:
     """Numbers and dates in `text` that cannot be traced to `facts` (unique, in order).
 
     Grounded = some fact value equals it after rounding to the precision the text states
-    ("12,346", "$12,345.67", "12.3k" all match 12345.67; "1.2 million" matches 1234567.0);
+    ("12,346", "$12,345.67", "12.3k" all match 12345.67; "1.37M" matches 1366168.66 and
+    "1.2 million" 1234567.0, while "1.38M" matches neither: the rounding must be right);
     signs are ignored ("down 4.5%" matches -4.5). Also allowed: numbers inside fact strings
     (names, anomaly reasons), list lengths (3 movers), years of fact dates; 7, 28 and 30
     pass because the facts carry them as `days`, but small integers are NOT blanket-allowed.

@@ -4,8 +4,8 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from analytics_pipeline.analysis import calendar
-from analytics_pipeline.analysis.anomalies import MIN_SCORED_DAYS, REL_FLOOR, THRESHOLD, WINDOW_WEEKS, detect_anomalies
+from analytics_pipeline.analysis import calendar, completeness
+from analytics_pipeline.analysis.anomalies import MIN_SCORED_DAYS, OUTAGE_DAYS, REL_FLOOR, THRESHOLD, WINDOW_WEEKS, detect_anomalies
 from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import markdown, series
@@ -40,7 +40,9 @@ VALUES (:day, :metric, :segment, :actual, :expected, :score, :direction, :reason
         f"|score| >= {THRESHOLD:g} is flagged as a spike or a drop, with the expected value, the actual value and a "
         "one-line reason. A day the trading calendar says is closed (a weekday it never trades, a public holiday it "
         "closed on before, a date it closes every year; learnt from the revenue) is not an anomaly, trading on one "
-        "is; a negative revenue day always is. Regions with no "
+        f"is; a negative revenue day always is; {OUTAGE_DAYS} or more trading days in a row with nothing sold are one "
+        "outage or data gap, reported once. A partial last day (an export taken at midday) is not scored. Regions "
+        "with no "
         f"sales on more than {MAX_ZERO_SHARE:.0%} of days have no weekday pattern to break and are not scored "
         f"(listed in metadata). Under {MIN_SCORED_DAYS} days of history, or with no positive revenue, nothing is "
         f"scored, the table is left empty and `{STATUS_KEY}` says 'not enough data' and why."
@@ -48,8 +50,9 @@ VALUES (:day, :metric, :segment, :actual, :expected, :score, :direction, :reason
 )
 def metric_anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.transaction() as conn:
-        total = series.total_series(conn)
-        regions = series.region_series(conn)
+        partial = completeness.partial_last_day(series.last_seen(conn), today=series.today(conn))
+        total = completeness.complete_days(series.total_series(conn), partial)
+        regions = completeness.complete_days(series.region_series(conn), partial)
     reason = shortage(total, MIN_SCORED_DAYS, "anomaly scoring")
     zero_share = (regions["revenue"] == 0).groupby(regions["segment"]).mean()
     sparse = sorted(zero_share[zero_share > MAX_ZERO_SHARE].index)
@@ -76,6 +79,7 @@ def metric_anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
             "overall_anomalies": int((found["segment"] == series.TOTAL).sum()),
             "regions_too_sparse_to_score": ", ".join(sparse) or "none",
             "trading_calendar": trading.describe() if trading else "no history",
+            "partial_last_day": f"not scored: {partial.reason}" if partial else "none",
             "latest": dg.MetadataValue.md(
                 markdown.table(recent[["day", "segment", "metric", "direction", "reason"]]) if rows else "none"
             ),

@@ -1,4 +1,4 @@
-"""revenue_forecast: the next 30 days of revenue, overall and per region, with an honest backtest."""
+"""revenue_forecast: the next 30 days of revenue, overall and per region, from the method that wins an honest backtest."""
 
 from datetime import UTC, datetime
 
@@ -6,13 +6,15 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from analytics_pipeline.analysis import calendar
+from analytics_pipeline.analysis import calendar, completeness
+from analytics_pipeline.analysis.backtest import SCORED_ORIGINS
 from analytics_pipeline.analysis.forecast import (
-    BACKTEST_ORIGINS,
     HORIZON_DAYS,
     INTERVAL,
+    METHODS,
     MIN_FORECAST_DAYS,
     MIN_MODEL_DAYS,
+    SELECTION_MARGIN,
     Forecast,
     forecast_series,
 )
@@ -28,9 +30,15 @@ VALUES (:segment, :day, :predicted, :lower, :upper, :method, :generated_at)
 
 _INSERT_BACKTEST = """
 INSERT INTO analytics.forecast_backtest
-    (segment, method, mae, mape, smape, mase, coverage, baseline_mae, n_origins, n_points, note, generated_at)
-VALUES (:segment, :method, :mae, :mape, :smape, :mase, :coverage, :baseline_mae, :n_origins, :n_points, :note,
+    (segment, method, horizon_week, published, mae, smape, mase, coverage, n_origins, n_points, reason, generated_at)
+VALUES (:segment, :method, :horizon_week, :published, :mae, :smape, :mase, :coverage, :n_origins, :n_points, :reason,
         :generated_at)
+"""
+
+_INSERT_TOTAL = """
+INSERT INTO analytics.forecast_totals
+    (segment, days, first_day, last_day, predicted, lower_bound, upper_bound, method, generated_at)
+VALUES (:segment, :days, :first_day, :last_day, :predicted, :lower, :upper, :method, :generated_at)
 """
 
 
@@ -43,20 +51,25 @@ VALUES (:segment, :method, :mae, :mape, :smape, :mase, :coverage, :baseline_mae,
     metadata={**table_metadata("revenue_forecast"), "horizon_days": HORIZON_DAYS, "interval": INTERVAL},
     description=(
         f"Daily revenue for the next {HORIZON_DAYS} days, overall (segment 'total') and per region, with an "
-        f"{INTERVAL:.0%} prediction interval, from a scikit-learn model refit on every run. Backtest figures "
-        f"(rolling origin over the last {BACKTEST_ORIGINS} weeks, also in `analytics.forecast_backtest`): MAE is "
-        "the mean absolute error in currency; sMAPE the symmetric mean absolute percentage error; MASE the model's "
-        "MAE divided by a weekly seasonal-naive forecast's MAE (below 1 means the model beats 'same weekday last "
-        "week'); coverage the share of actual days inside the interval. History shorter than "
-        f"{MIN_MODEL_DAYS} days, flat, mostly zero or negative falls back to the seasonal-naive baseline; under "
-        f"{MIN_FORECAST_DAYS} days nothing is forecast and the table is left empty. Either way `{STATUS_KEY}` says "
-        "'not enough data' and why."
+        f"{INTERVAL:.0%} prediction interval. Four methods compete per segment: a scikit-learn ridge model refit on "
+        "every run, last week repeated (lag 7), the mean of the last 4 same weekdays and exponential smoothing "
+        f"(statsmodels ETS). Each is backtested at {SCORED_ORIGINS} weekly origins over the full {HORIZON_DAYS}-day "
+        "horizon, as it would be published; the lowest MAE wins (a baseline must beat the model by "
+        f"{SELECTION_MARGIN:.0%}) and the reason is recorded. All scores, per method and per week of the horizon, "
+        "are in `analytics.forecast_backtest`: MAE in currency; sMAPE in %; MASE = MAE / MAE of lag 7 (below 1 beats "
+        "'last week repeated'); coverage = share of actual days inside an interval built only from earlier origins' "
+        "errors. Sums over the first week and the horizon, with an interval of the sum, are in "
+        "`analytics.forecast_totals`. A day the trading calendar says is closed is forecast 0 with [0, 0]; nothing is "
+        "forecast below 0; a partial last day (an export taken at midday) is left out of the history. History shorter "
+        f"than a backtest needs gets the mean of the last 4 same weekdays (the model needs {MIN_MODEL_DAYS} days); "
+        f"under {MIN_FORECAST_DAYS} days nothing is forecast. Either way `{STATUS_KEY}` says 'not enough data' and why."
     ),
 )
 def revenue_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.transaction() as conn:
-        total = series.total_series(conn)
-        regions = series.region_series(conn)
+        partial = completeness.partial_last_day(series.last_seen(conn), today=series.today(conn))
+        total = completeness.complete_days(series.total_series(conn), partial)
+        regions = completeness.complete_days(series.region_series(conn), partial)
     segments = {series.TOTAL: total}
     segments |= {name: frame.drop(columns="segment") for name, frame in regions.groupby("segment")}
     # Closed days (calendar.py) are forecast 0: the total's calendar uses the dominant country's holidays, a
@@ -67,67 +80,86 @@ def revenue_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
         for name, history in segments.items() if name != series.TOTAL and len(history)
     }
     forecasts = {
-        name: forecast_series(history, "revenue", HORIZON_DAYS, INTERVAL, calendars.get(name)) for name, history in segments.items()
+        name: forecast_series(history, "revenue", HORIZON_DAYS, INTERVAL, calendars.get(name))
+        for name, history in segments.items()
     }
 
     generated_at = datetime.now(UTC)
     # Replace everything, so a shorter history never leaves an earlier forecast behind; no rows, no backtest.
-    forecast_rows = [row for name, f in forecasts.items() for row in _forecast_rows(name, f, generated_at)]
-    backtest_rows = [_backtest_row(name, f, generated_at) for name, f in forecasts.items() if len(f.frame)]
+    rows = {"forecast": [], "backtest": [], "totals": []}
+    for name, result in forecasts.items():
+        for key, found in zip(rows, _rows(name, result, generated_at), strict=True):
+            rows[key] += found
     with warehouse.transaction() as conn:
-        conn.execute(sa.text("DELETE FROM analytics.revenue_forecast"))
-        conn.execute(sa.text("DELETE FROM analytics.forecast_backtest"))
-        if forecast_rows:
-            conn.execute(sa.text(_INSERT_FORECAST), forecast_rows)
-            conn.execute(sa.text(_INSERT_BACKTEST), backtest_rows)
+        for table in ("revenue_forecast", "forecast_backtest", "forecast_totals"):
+            conn.execute(sa.text(f"DELETE FROM analytics.{table}"))  # noqa: S608 - fixed table names
+        for sql, key in ((_INSERT_FORECAST, "forecast"), (_INSERT_BACKTEST, "backtest"), (_INSERT_TOTAL, "totals")):
+            if rows[key]:
+                conn.execute(sa.text(sql), rows[key])
 
     overall = forecasts[series.TOTAL]
     backtest = overall.backtest
-    context.log.info(f"forecast method {overall.method}; {overall.note}")
+    horizon_total = (overall.totals or {}).get(HORIZON_DAYS)
+    context.log.info(f"forecast method {overall.method}; {overall.reason or overall.note}")
     return dg.MaterializeResult(
         metadata={
             STATUS_KEY: status(overall.note),
-            "dagster/row_count": len(forecast_rows),
+            "dagster/row_count": len(rows["forecast"]),
             "method": overall.method,
+            "why_this_method": overall.reason or overall.note or "",
             "note": overall.note or "",
+            "partial_last_day": partial.reason if partial else "none",
             "trading_calendar": calendars[series.TOTAL].describe() if calendars else "no history",
             "segments": len(forecasts),
             "history_days": len(total),
-            "next_30_days_revenue": round(float(overall.frame["predicted"].sum()), 2),
+            f"next_{HORIZON_DAYS}_days_revenue": round(float(overall.frame["predicted"].sum()), 2),
+            f"next_{HORIZON_DAYS}_days_range": (f"{horizon_total[1]:,.2f} to {horizon_total[2]:,.2f}"
+                                                if horizon_total else "none"),
             "backtest_mae": _rounded(backtest.mae if backtest else None),
             "backtest_smape_pct": _rounded(backtest.smape if backtest else None),
             "backtest_mase": _rounded(backtest.mase if backtest else None),
             "backtest_coverage": _rounded(backtest.coverage if backtest else None),
-            "backtest_by_segment": dg.MetadataValue.md(_backtest_table(forecasts)),
-            "forecast_preview": dg.MetadataValue.md(markdown.table(overall.frame.head(10).round({"predicted": 2, "lower": 2, "upper": 2}))),
+            "backtest_total_by_method": dg.MetadataValue.md(_methods_table(overall)),
+            "backtest_by_segment": dg.MetadataValue.md(_segments_table(forecasts)),
+            "forecast_preview": dg.MetadataValue.md(
+                markdown.table(overall.frame.head(10).round({"predicted": 2, "lower": 2, "upper": 2}))
+            ),
         }
     )
 
 
-def _forecast_rows(segment: str, result: Forecast, generated_at: datetime) -> list[dict]:
-    frame = result.frame
-    return [
-        {
-            "segment": segment,
-            "day": row.day.date(),
-            "predicted": round(float(row.predicted), 2),
-            "lower": round(float(row.lower), 2),
-            "upper": round(float(row.upper), 2),
-            "method": result.method,
-            "generated_at": generated_at,
-        }
+def _rows(segment: str, result: Forecast, generated_at: datetime) -> tuple[list[dict], list[dict], list[dict]]:
+    """The forecast, backtest and totals rows of one segment."""
+    frame, common = result.frame, {"segment": segment, "generated_at": generated_at}
+    forecast = [
+        {**common, "day": row.day.date(), "predicted": round(float(row.predicted), 2),
+         "lower": round(float(row.lower), 2), "upper": round(float(row.upper), 2), "method": result.method}
         for row in frame.itertuples()
     ]
+    scores = result.scores if result.scores is not None else pd.DataFrame()
+    backtest = [
+        {**common, **row, "method": METHODS[row["method"]], "reason": result.reason if row["published"] else None}
+        for row in scores.to_dict("records")
+    ]
+    totals = [
+        {**common, "days": days, "first_day": frame["day"].iloc[0].date(), "last_day": frame["day"].iloc[days - 1].date(),
+         "predicted": round(point, 2), "lower": round(lower, 2), "upper": round(upper, 2), "method": result.method}
+        for days, (point, lower, upper) in (result.totals or {}).items()
+    ]
+    return forecast, backtest, totals
 
 
-def _backtest_row(segment: str, result: Forecast, generated_at: datetime) -> dict:
-    backtest = result.backtest
-    fields = ("mae", "mape", "smape", "mase", "coverage", "baseline_mae", "n_origins", "n_points")
-    values = {name: getattr(backtest, name) if backtest else None for name in fields}
-    return {"segment": segment, "method": result.method, "note": result.note, "generated_at": generated_at, **values}
+def _methods_table(result: Forecast) -> str:
+    """The total's methods side by side over the whole horizon, the published one first."""
+    if result.scores is None:
+        return "no backtest: " + (result.note or "")
+    whole = result.scores[result.scores["horizon_week"] == 0].sort_values("published", ascending=False)
+    shown = whole[["method", "published", "mae", "smape", "mase", "coverage"]].rename(
+        columns={"mae": "MAE", "smape": "sMAPE %", "mase": "MASE vs lag 7"})
+    return markdown.table(shown.round(3))
 
 
-def _backtest_table(forecasts: dict[str, Forecast]) -> str:
+def _segments_table(forecasts: dict[str, Forecast]) -> str:
     rows = [
         {
             "segment": name,

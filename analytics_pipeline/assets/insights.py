@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from dagster_openai import OpenAIResource
 
 from analytics_pipeline import redaction
-from analytics_pipeline.analysis import narrative
+from analytics_pipeline.analysis import completeness, narrative
 from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import markdown, series
@@ -20,6 +20,9 @@ from analytics_pipeline.warehouse.db import fetch_frame
 GROUNDED_CHECK = "narrative_grounded"
 OFFLINE_WRITER = "offline"
 MAX_ERROR_CHARS = 300  # of the provider's error kept in the metadata
+# Days of region and product revenue read for the movers: one more than they compare, as the latest day may be
+# partial and left out.
+RECENT_DAYS = narrative.MOVER_HISTORY_DAYS + 1
 
 _INSERT = """
 INSERT INTO analytics.insights (generated_at, writer, narrative, facts, ungrounded)
@@ -49,27 +52,33 @@ class InsightsConfig(dg.Config):
     description=(
         "One plain-language narrative per run: what changed, why it may have changed and what to do. It is "
         "written from a bounded set of facts (recent periods, top movers by region and product, the forecast, "
-        "recent anomalies), never from raw rows. With OPENAI_API_KEY set, GPT writes it through dagster-openai "
-        "(token usage lands in this metadata); without a key, or when the API keeps failing, a deterministic "
-        "offline writer does. Numbers that cannot be traced to the facts are marked [unverified] and fail the "
-        f"{GROUNDED_CHECK} check. Under {narrative.MIN_COMPARISON_DAYS} days of history, or with no positive "
-        f"revenue, `{STATUS_KEY}` says 'not enough data' and why; with no history at all the narrative is one "
-        "fixed sentence saying so."
+        "recent anomalies), never from raw rows. The facts end at the last complete day: a latest day that is "
+        "today, or that stopped well before its weekday's usual last transaction, is left out and named with why "
+        "(`partial_day`). With OPENAI_API_KEY set, GPT writes it through dagster-openai (token usage lands in "
+        "this metadata); without a key, or when the API keeps failing, a deterministic offline writer does. Money "
+        "is written as a person writes it (1.37M, 48.2k, 912.40); numbers that cannot be traced to the facts are "
+        f"marked [unverified] and fail the {GROUNDED_CHECK} check. Under {narrative.MIN_COMPARISON_DAYS} complete "
+        f"days of history, or with no positive revenue, `{STATUS_KEY}` says 'not enough data' and why; with no "
+        "history at all the narrative is one fixed sentence saying so."
     ),
 )
 def insights(
     context: dg.AssetExecutionContext, config: InsightsConfig, warehouse: Warehouse, openai: OpenAIResource
 ) -> dg.MaterializeResult:
     with warehouse.transaction() as conn:
+        partial = completeness.partial_last_day(series.last_seen(conn), today=series.today(conn))
         total = series.total_series(conn)
         facts = narrative.build_facts(
             total,
-            series.recent_by(conn, "region"),
-            series.recent_by(conn, "product"),
+            series.recent_by(conn, "region", days=RECENT_DAYS),
+            series.recent_by(conn, "product", days=RECENT_DAYS),
             series.forecasts(conn).query("segment == @series.TOTAL").drop(columns="segment"),
             fetch_frame(conn, _ANOMALIES),
+            partial=partial,
+            forecast_totals=series.forecast_totals(conn).query("segment == @series.TOTAL"),
         )
 
+    complete = completeness.complete_days(total, partial)
     writer, text, llm_metadata = _write(context, config, openai, facts)
     ungrounded = narrative.ungrounded_numbers(text, facts)
     stored = narrative.mark_ungrounded(text, ungrounded) if ungrounded else text
@@ -86,7 +95,8 @@ def insights(
         )
     return dg.MaterializeResult(
         metadata={
-            STATUS_KEY: status(shortage(total, narrative.MIN_COMPARISON_DAYS, "a week-on-week comparison")),
+            STATUS_KEY: status(shortage(complete, narrative.MIN_COMPARISON_DAYS, "a week-on-week comparison")),
+            "partial_day": partial.reason if partial else "none",
             "writer": writer,
             # Region and product names in it come from files, and GPT may echo what they say: shown as text.
             "narrative": dg.MetadataValue.md(markdown.escape_text(stored)),

@@ -203,19 +203,45 @@ CREATE TABLE IF NOT EXISTS analytics.revenue_forecast (
     PRIMARY KEY (segment, day)
 );
 
+-- Before every method was backtested side by side the table held one row per segment; it is rebuilt on every
+-- forecast, so the old shape is dropped rather than migrated.
+DO $$
+BEGIN
+    IF to_regclass('analytics.forecast_backtest') IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM information_schema.columns
+        WHERE table_schema = 'analytics' AND table_name = 'forecast_backtest' AND column_name = 'horizon_week'
+    ) THEN
+        DROP TABLE analytics.forecast_backtest;
+    END IF;
+END $$;
+
 CREATE TABLE IF NOT EXISTS analytics.forecast_backtest (
-    segment      text PRIMARY KEY,
+    segment      text NOT NULL,
     method       text NOT NULL,
-    mae          double precision,
-    mape         double precision,
-    smape        double precision,
-    mase         double precision,
+    horizon_week integer NOT NULL,
+    published    boolean NOT NULL,
+    mae          double precision NOT NULL,
+    smape        double precision NOT NULL,
+    mase         double precision NOT NULL,
     coverage     double precision,
-    baseline_mae double precision,
-    n_origins    integer,
-    n_points     integer,
-    note         text,
-    generated_at timestamptz NOT NULL
+    n_origins    integer NOT NULL,
+    n_points     integer NOT NULL,
+    reason       text,
+    generated_at timestamptz NOT NULL,
+    PRIMARY KEY (segment, method, horizon_week)
+);
+
+CREATE TABLE IF NOT EXISTS analytics.forecast_totals (
+    segment      text NOT NULL,
+    days         integer NOT NULL,
+    first_day    date NOT NULL,
+    last_day     date NOT NULL,
+    predicted    numeric(18, 2) NOT NULL,
+    lower_bound  numeric(18, 2) NOT NULL,
+    upper_bound  numeric(18, 2) NOT NULL,
+    method       text NOT NULL,
+    generated_at timestamptz NOT NULL,
+    PRIMARY KEY (segment, days)
 );
 
 CREATE TABLE IF NOT EXISTS analytics.metric_anomalies (

@@ -136,3 +136,44 @@ def test_short_history_returns_empty_frame_with_columns() -> None:
 def test_missing_column_raises() -> None:
     with pytest.raises(ValueError, match="missing"):
         detect_anomalies(daily_series(days=30).drop(columns="orders"))
+
+
+def test_a_long_run_of_zeros_is_one_outage_not_a_string_of_drops() -> None:
+    series = daily_series(seed=8)
+    gap = (series["day"] >= "2025-06-02") & (series["day"] <= "2025-06-06")  # Monday to Friday: nothing loaded
+    series.loc[gap, ["revenue", "orders", "avg_order_value"]] = [0.0, 0.0, np.nan]
+    found = detect_anomalies(series)
+    in_gap = found[(found["day"] >= "2025-06-02") & (found["day"] <= "2025-06-13")]
+    assert len(in_gap) == 1  # neither the gap's days nor the week after it (whose baseline would hold zeros)
+    row = in_gap.iloc[0]
+    before = series.loc[(series["day"] >= "2025-05-05") & (series["day"] < "2025-06-02"), "revenue"]
+    assert (row["day"], row["metric"], row["direction"], row["actual"]) == (pd.Timestamp("2025-06-02"), "revenue",
+                                                                             "drop", 0.0)
+    assert row["expected"] == pytest.approx(before.median())
+    assert row["reason"] == (f"outage or data gap: no revenue on 5 trading days from 2025-06-02 to 2025-06-06 "
+                             f"(expected about {before.median():,.2f} a day, got 0.00), not a closure the trading "
+                             "calendar knows")
+
+
+def test_two_zero_days_are_scored_one_by_one() -> None:
+    series = daily_series(seed=8)
+    series.loc[[500, 501], ["revenue", "orders", "avg_order_value"]] = [0.0, 0.0, np.nan]
+    found = detect_anomalies(series)
+    revenue = found[(found["metric"] == "revenue") & found["day"].isin(series["day"].iloc[[500, 501]])]
+    assert list(revenue["direction"]) == ["drop", "drop"]
+    assert not revenue["reason"].str.contains("outage").any()
+
+
+def test_a_negative_day_is_flagged_with_its_own_reason() -> None:
+    clean = daily_series(seed=9)
+    series = clean.copy()
+    series.loc[400, "revenue"] = -1234.5  # a bad-debt write-off larger than the day's sales
+    found = detect_anomalies(series)
+    row = found[(found["day"] == series["day"].iloc[400]) & (found["metric"] == "revenue")].iloc[0]
+    assert row["direction"] == "drop" and row["actual"] == -1234.5
+    assert row["reason"] == (f"revenue negative: refunds or write-offs above sales (expected {row['expected']:,.2f}, "
+                             "got -1,234.50)")
+    # One negative day does not change how the other days are scored: the flags are the clean series' plus it.
+    without = found[found["day"] != series["day"].iloc[400]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(without, detect_anomalies(clean).query("day != @series.day.iloc[400]")
+                                  .reset_index(drop=True))

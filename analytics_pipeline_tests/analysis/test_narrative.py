@@ -9,11 +9,14 @@ import pandas as pd
 import pytest
 
 from analytics_pipeline.analysis.anomalies import detect_anomalies
+from analytics_pipeline.analysis.completeness import PartialDay
 from analytics_pipeline.analysis.forecast import forecast_series
 from analytics_pipeline.analysis.narrative import (
+    NO_HISTORY_NARRATIVE,
     build_facts,
     build_messages,
     mark_ungrounded,
+    money_text,
     offline_narrative,
     ungrounded_numbers,
 )
@@ -60,7 +63,7 @@ def test_offline_narrative_is_always_grounded(days: int, seed: int) -> None:
     assert ungrounded_numbers(text, facts) == []
     assert text.startswith("What changed:") and "What to do:" in text
     revenue = facts["windows"]["last_7_days"]["revenue"]["current"]
-    assert f"{revenue:,.2f}" in text  # it does state numbers, not just prose
+    assert money_text(revenue) in text  # it does state numbers, not just prose
 
 
 def test_offline_narrative_on_empty_inputs() -> None:
@@ -99,13 +102,23 @@ def test_movers_find_the_planted_riser_and_faller(year: tuple) -> None:
     assert len(movers["up"]) <= 3 and len(movers["down"]) <= 3
 
 
-def test_forecast_facts_are_totals_of_the_frame(year: tuple, facts: dict) -> None:
+def test_forecast_facts_are_totals_of_the_frame_with_the_intervals_of_the_sums(year: tuple, facts: dict) -> None:
     frame = year[3]
     fc = facts["forecast"]
     assert fc["days"] == 30 and fc["first_week"]["days"] == 7
     assert fc["total"] == round(frame["predicted"].sum(), 2)
-    assert fc["first_week"]["upper"] == round(frame["upper"].head(7).sum(), 2)
+    assert fc["lower"] is None and fc["first_week"]["upper"] is None  # no interval of the sums was given
+
+    daily, region, product, _, anomalies = year
+    result = forecast_series(daily, horizon=30)
+    first_day = result.frame["day"].iloc[0]
+    totals = pd.DataFrame([{"days": days, "first_day": first_day, "predicted": p, "lower": lo, "upper": hi}
+                           for days, (p, lo, hi) in result.totals.items()])
+    fc = build_facts(daily, region, product, result.frame, anomalies, forecast_totals=totals)["forecast"]
+    assert (fc["lower"], fc["upper"]) == (round(result.totals[30][1], 2), round(result.totals[30][2], 2))
+    assert fc["first_week"]["upper"] == round(result.totals[7][2], 2)
     assert fc["lower"] <= fc["total"] <= fc["upper"]
+    assert fc["upper"] - fc["lower"] < frame["upper"].sum() - frame["lower"].sum()
 
 
 def test_facts_stay_small_for_large_inputs() -> None:
@@ -177,5 +190,72 @@ def test_build_messages_carries_the_facts_and_the_rule(facts: dict) -> None:
     messages = build_messages(facts)
     assert [m["role"] for m in messages] == ["system", "user"]
     assert "only numbers" in messages[0]["content"]
+    assert all(example in messages[0]["content"] for example in ("(1.37M)", "(48.2k)", "(912.40)", "partial_day"))
     payload = messages[1]["content"].split("\n", 1)[1]
     assert json.loads(payload) == facts
+
+
+@pytest.mark.parametrize("value,text", [
+    (1_366_168.66, "1.37M"), (-1_366_168.66, "-1.37M"), (48_213.5, "48.2k"), (48_250.0, "48.3k"),
+    (10_000.0, "10.0k"), (9_999.94, "10.0k"), (9_123.4, "9,123.40"), (912.4, "912.40"), (0.0, "0.00"),
+    (999_960.0, "1.00M"), (999_940.0, "1.00M"), (994_940.0, "994.9k"), (1_500_000_000.0, "1.50bn"),
+    (1_234_567_890_123.45, "1,234.57bn"),
+])
+def test_money_is_written_as_a_person_writes_it(value: float, text: str) -> None:
+    assert money_text(value) == text
+
+
+def test_grounding_accepts_the_right_rounding_only() -> None:
+    facts = {"revenue": 1_366_168.66, "orders": 48_250.0}
+    assert ungrounded_numbers("Revenue 1.37M from 48.3k orders (48.2k rounded down).", facts) == []
+    assert ungrounded_numbers("Revenue 1.38M, or 1.36M, or 1.4M.", facts) == ["1.38M", "1.36M"]
+    assert ungrounded_numbers("Revenue 48.4k.", facts) == ["48.4k"]
+
+
+def test_every_amount_written_is_grounded_in_its_value() -> None:
+    amounts = np.round(np.random.default_rng(7).lognormal(8, 4, 2000), 2)
+    amounts = np.concatenate([amounts, -amounts[:100], [9_999.95, 99_999.95, 999_995.0, 999_994.99]])
+    bad = [(a, money_text(a)) for a in amounts if ungrounded_numbers(money_text(a), {"x": float(a)})]
+    assert bad == []
+
+
+def partial_week() -> tuple[pd.DataFrame, PartialDay]:
+    """14 whole days of 1,000.00 and 10 orders, then a 15th (a Friday) that stops at midday with 200.00 and 2."""
+    day = pd.date_range(end="2026-11-20", periods=15, freq="D")
+    revenue = np.r_[np.full(14, 1_000.0), 200.0]
+    orders = np.r_[np.full(14, 10.0), 2.0]
+    daily = pd.DataFrame({"day": day, "revenue": revenue, "orders": orders})
+    reason = "2026-11-20 is incomplete: its last transaction is at 12:04, a Friday usually ends around 17:30"
+    return daily, PartialDay(day[-1], 43_440.0, 63_000.0, reason)
+
+
+def test_the_insight_on_a_partial_last_day_reports_the_complete_days_only() -> None:
+    daily, partial = partial_week()
+    product = daily.assign(product="Widget")[["day", "product", "revenue"]]
+    anomalies = pd.DataFrame({"day": daily["day"].iloc[[-1]], "metric": "revenue", "score": -6.0,
+                              "direction": "drop", "reason": "revenue 80% below the usual Friday"})
+    facts = build_facts(daily, product.rename(columns={"product": "region"}), product, pd.DataFrame(),
+                        anomalies, partial=partial)
+    assert facts["latest_day"] == "2026-11-19" and facts["history_days"] == 14
+    assert facts["partial_day"] == {"day": "2026-11-20", "reason": partial.reason}
+    week = facts["windows"]["last_7_days"]
+    assert (week["start"], week["end"], week["previous_start"]) == ("2026-11-13", "2026-11-19", "2026-11-06")
+    assert week["revenue"] == {"current": 7_000.0, "previous": 7_000.0, "change": 0.0, "change_pct": 0.0}
+    assert week["orders"] == {"current": 70, "previous": 70, "change": 0.0, "change_pct": 0.0}
+    assert week["avg_order_value"]["current"] == 100.0
+    assert facts["anomalies"] == []  # the partial day's "drop" is the artefact left out
+
+    text = offline_narrative(facts)
+    assert text.startswith(
+        "What changed: Data up to 2026-11-19, the last complete day. 2026-11-20 is incomplete: its last "
+        "transaction is at 12:04, a Friday usually ends around 17:30; it is left out. Last 7 days (2026-11-13 to "
+        "2026-11-19): revenue 7,000.00, unchanged vs 7,000.00; orders 70, unchanged vs 70;")
+    assert "200" not in text and ungrounded_numbers(text, facts) == []
+    assert build_facts(daily, product, product, pd.DataFrame(), anomalies)["latest_day"] == "2026-11-20"
+
+
+def test_a_history_of_only_a_partial_day_says_so() -> None:
+    daily, partial = partial_week()
+    facts = build_facts(daily.tail(1), daily.head(0), daily.head(0), pd.DataFrame(), pd.DataFrame(), partial)
+    assert facts["latest_day"] is None
+    assert offline_narrative(facts) == f"{NO_HISTORY_NARRATIVE} {partial.reason}; it is left out."
