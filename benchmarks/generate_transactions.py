@@ -7,7 +7,7 @@ customer data. The daily revenue series has a known structure (weekly seasonalit
 trend, closures, planted anomalies), so forecasting and anomaly detection can be
 checked against ground truth.
 
-Two shapes (exact headers):
+Three shapes (exact headers):
 
 * ``retail``  - a UCI "Online Retail" style export:
   ``InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country``.
@@ -15,25 +15,45 @@ Two shapes (exact headers):
   large file runs past 999999), ~1% of invoices are cancellations ("C" prefix,
   negative Quantity), ~5% of invoices have no CustomerID, InvoiceDate is
   ``M/D/YYYY H:MM`` without zero padding. Shop hours 7:00-20:00.
+* ``wholesale`` - the same columns as ``retail``, for a UK online wholesaler on a real
+  business's calendar, as the actual UCI export is: no trading on Saturdays, closed on
+  the bank holidays of England (the ``holidays`` library: Easter, May, August, special
+  days such as a coronation), shut from Dec 24 to Jan 3, a yearly season (busiest in
+  November, quiet in January and February), 1-12 lines per invoice, daily noise 10%.
+  Every year it plants volume anomalies and bad-debt write-offs (WHOLESALE_ANOMALIES,
+  WHOLESALE_WRITE_OFFS): a write-off is a one-line cancellation invoice whose negative
+  quantity is worth twice the day's expected sales, so the day's net revenue is
+  negative. The export was taken at noon on the last day: that day's lines stop before
+  12:00 (other days run 7:00-19:00).
 * ``billing`` - usage-based LLM API billing:
   ``user,company,region,model_name,token_count,cost,timestamp``.
   cost = token_count / 1000 * the model's price per 1k tokens (6 decimals),
   timestamp ``YYYY-MM-DDTHH:MM:SSZ``, around the clock with a business-hours bump.
 
-Daily volume (and so daily revenue) = weekday factor x trend x mild noise x anomaly:
+Daily volume (and so daily revenue) = weekday factor x trend x noise x anomaly (x season
+x level shift):
 
 * weekly seasonality - retail: Mon-Fri strong, Saturday weak, Sunday moderate;
   billing: weekdays about twice the weekend;
 * trend - +30% per year by default (``--yearly-growth``, e.g. 1.03 for a long, flatter
   history whose early years are not tiny), anchored at TREND_EPOCH (not at --start) so
   files covering adjacent periods continue each other;
-* noise - log-normal, sigma 6%, drawn per calendar day from the seed, so the same day
-  gets the same noise whichever file it lands in;
-* closures - retail has no rows at all on Dec 25 and Jan 1;
+* noise - log-normal, sigma 6% (wholesale 10%), drawn per calendar day from the seed,
+  so the same day gets the same noise whichever file it lands in;
+* closures - retail has no rows at all on Dec 25 and Jan 1; wholesale none on
+  Saturdays, bank holidays and Dec 24 - Jan 3;
 * anomalies (``anomalies=True``) - fixed dates, see ANOMALIES / ANOMALY_DATES:
   retail 2025-11-28 Black Friday x3.0, 2026-03-17 card-payment outage x0.15,
   2026-06-10 flash sale x2.5; billing 2025-09-16 runaway agent loop x4.0,
-  2026-02-11 API outage x0.10, 2026-08-19 back-fill batch jobs x3.0.
+  2026-02-11 API outage x0.10, 2026-08-19 back-fill batch jobs x3.0; wholesale every
+  year, on the first trading day on or after a date (so they hold for any years):
+  Mar 12 trade-show orders x2.5, Jun 18 website outage x0.2, Sep 24 catalogue launch
+  x2.2, Nov 8 courier strike x0.3; write-offs on or after Jan 27 and Jul 29;
+* level shift (``--shift-day``, ``--shift-factor``) - volume steps by a factor from a
+  day on (a big customer lost, a new sales channel); none by default.
+
+``Summary`` returns the ground truth of a file: its closed days, anomaly dates and
+write-off days.
 
 Rows are spread over the days in proportion to that expected volume and written sorted
 by time. ``--rows`` is the exact number of data lines in the file: ``dup_share`` of them
@@ -45,18 +65,22 @@ seed; a path ending in ``.gz`` is gzip-compressed.
 Usage::
 
     python benchmarks/generate_transactions.py --shape retail --rows 5000000 --out /tmp/retail.csv.gz
+    python benchmarks/generate_transactions.py --shape wholesale --rows 250000 --start 2024-01-01 \
+        --end 2026-01-23 --shift-day 2025-09-01 --shift-factor 1.25 --out /tmp/wholesale.csv
 """
 
 import argparse
 import gzip
 import io
+from calendar import monthrange
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
+import holidays
 import numpy as np
 
 CHUNK_ROWS = 100_000  # rows rendered at once; bounds memory whatever --rows is
@@ -91,6 +115,30 @@ ANOMALY_DATES: dict[date, str] = {
     for shape, by_day in ANOMALIES.items()
     for day, anomaly in by_day.items()
 }
+# The wholesaler's events recur every year, on the first trading day on or after (month, day), so a history of any
+# years has them; `planted` resolves them to dates. A write-off is worth WRITE_OFF_SHARE times the day's sales.
+WHOLESALE_ANOMALIES: dict[tuple[int, int], Anomaly] = {
+    (3, 12): Anomaly(2.5, "trade-show orders: ~2.5x normal volume"),
+    (6, 18): Anomaly(0.2, "website outage: ~20% of normal volume"),
+    (9, 24): Anomaly(2.2, "autumn catalogue launch: ~2.2x normal volume"),
+    (11, 8): Anomaly(0.3, "courier strike: ~30% of normal volume"),
+}
+WHOLESALE_WRITE_OFFS: tuple[tuple[int, int], ...] = ((1, 27), (7, 29))
+WRITE_OFF_SHARE = 2.0
+
+
+class LevelShift(NamedTuple):
+    """Volume is multiplied by ``factor`` from ``day`` on: a big customer lost, a new sales channel."""
+
+    day: date
+    factor: float
+
+
+class Planted(NamedTuple):
+    """Ground truth of a span of days: the anomalies and the write-off days planted in it."""
+
+    anomalies: dict[date, Anomaly]
+    write_offs: list[date]
 
 
 def csv_field(text: str) -> str:
@@ -148,6 +196,8 @@ RETAIL_GUEST_SHARE = 0.05
 RETAIL_CANCEL_SHARE = 0.01
 RETAIL_MULTIPLIERS = np.array([1, 2])
 RETAIL_MULTIPLIER_WEIGHTS = np.array([0.7, 0.3])
+RETAIL_INVOICE_LINES = 6  # most lines on one invoice
+WHOLESALE_INVOICE_LINES = 12  # trade customers order more products at once
 
 
 def retail_products(rng: np.random.Generator) -> tuple[list[str], list[str], np.ndarray]:
@@ -172,10 +222,10 @@ def pack_sizes(prices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.select([prices < 1, prices < 3, prices < 8], packs, default=1)
 
 
-def invoice_starts(rng: np.random.Generator, day_idx: np.ndarray) -> np.ndarray:
-    """Mark lines that open a new invoice: every 1-6 lines, and always at a new day."""
+def invoice_starts(rng: np.random.Generator, day_idx: np.ndarray, most_lines: int) -> np.ndarray:
+    """Mark lines that open a new invoice: every 1-``most_lines`` lines, and always at a new day."""
     n = len(day_idx)
-    sizes = rng.integers(1, 7, size=n)
+    sizes = rng.integers(1, most_lines + 1, size=n)
     starts = np.cumsum(sizes) - sizes
     flags = np.zeros(n, dtype=bool)
     flags[starts[starts < n]] = True
@@ -184,9 +234,9 @@ def invoice_starts(rng: np.random.Generator, day_idx: np.ndarray) -> np.ndarray:
 
 
 class RetailModel:
-    """Catalogue and invoice numbering for the retail shape (state spans chunks)."""
+    """Catalogue and invoice numbering for the retail and wholesale shapes (state spans chunks)."""
 
-    def __init__(self, rng: np.random.Generator, first_invoice: int):
+    def __init__(self, rng: np.random.Generator, first_invoice: int, invoice_lines: int = RETAIL_INVOICE_LINES):
         codes, names, prices = retail_products(rng)
         self.codes = np.array(codes, dtype=object)
         self.names = np.array([csv_field(n) for n in names], dtype=object)
@@ -200,6 +250,10 @@ class RetailModel:
         self.customer_countries = self.country_names[weighted(rng, self.country_weights, RETAIL_CUSTOMERS)]
         self.customer_weights = zipf_weights(RETAIL_CUSTOMERS, 0.7)
         self.next_invoice = first_invoice
+        self.invoice_lines = invoice_lines
+        multiplier = (RETAIL_MULTIPLIERS * RETAIL_MULTIPLIER_WEIGHTS).sum() / RETAIL_MULTIPLIER_WEIGHTS.sum()
+        weights = self.product_weights / self.product_weights.sum()
+        self.mean_line_value = float((weights * self.prices * self.packs).sum() * multiplier)  # sizes write-offs
 
     def distinct_products(self, rng: np.random.Generator, invoice_of_line: np.ndarray) -> np.ndarray:
         """Popularity-weighted products, redrawn until no invoice lists a product twice.
@@ -216,14 +270,21 @@ class RetailModel:
                 return product
             product[repeated] = weighted(rng, self.product_weights, len(repeated))
 
-    def columns(self, rng: np.random.Generator, day_idx: np.ndarray, stamps: np.ndarray) -> list[np.ndarray]:
-        """One chunk of lines, columns in header order; an invoice's lines share its time."""
-        starts = invoice_starts(rng, day_idx)
+    def columns(self, rng: np.random.Generator, lines: "Lines") -> list[np.ndarray]:
+        """One chunk of lines, columns in header order; an invoice's lines share its time.
+
+        A write-off line is an invoice of its own: a cancellation of one product whose negative quantity is worth
+        ``lines.write_off`` average lines (a bad debt written off, like the UCI export's -80,995 paper birdies).
+        """
+        day_idx, stamps = lines.day_idx, lines.stamps
+        write_off = lines.write_off > 0
+        starts = invoice_starts(rng, day_idx, self.invoice_lines) | write_off
         invoice_of_line = np.cumsum(starts) - 1
         n_invoices = int(invoice_of_line[-1]) + 1
         numbers = np.arange(self.next_invoice, self.next_invoice + n_invoices)
         self.next_invoice += n_invoices
         cancelled = rng.random(n_invoices) < RETAIL_CANCEL_SHARE
+        cancelled[invoice_of_line[write_off]] = True
         invoice_no = np.where(cancelled, "C", "").astype(object) + numbers.astype(str).astype(object)
 
         customer = weighted(rng, self.customer_weights, n_invoices)
@@ -235,6 +296,8 @@ class RetailModel:
         product = self.distinct_products(rng, invoice_of_line)
         multiplier = RETAIL_MULTIPLIERS[weighted(rng, RETAIL_MULTIPLIER_WEIGHTS, len(day_idx))]
         quantity = self.packs[product] * multiplier * np.where(cancelled[invoice_of_line], -1, 1)
+        written_off = np.ceil(lines.write_off * self.mean_line_value / self.prices[product]).astype(np.int64)
+        quantity = np.where(write_off, -written_off, quantity)
         return [invoice_no[invoice_of_line], self.codes[product], self.names[product], quantity,
                 stamps[starts][invoice_of_line], self.prices[product],
                 customer_id[invoice_of_line], country[invoice_of_line]]
@@ -290,9 +353,9 @@ class BillingModel:
         prices, weights, tokens = zip(*BILLING_MODELS.values(), strict=True)
         self.model_prices, self.model_weights, self.model_tokens = map(np.array, (prices, weights, tokens))
 
-    def columns(self, rng: np.random.Generator, day_idx: np.ndarray, stamps: np.ndarray) -> list[np.ndarray]:
+    def columns(self, rng: np.random.Generator, lines: "Lines") -> list[np.ndarray]:
         """One chunk of usage records, columns in header order."""
-        n = len(day_idx)
+        n = len(lines.day_idx)
         company = weighted(rng, self.company_weights, n)
         user = self.user_start[company] + (rng.random(n) * self.user_count[company]).astype(int)
         roaming = rng.random(n) >= BILLING_HOME_REGION_SHARE
@@ -302,7 +365,7 @@ class BillingModel:
         tokens = np.clip(tokens, 100, 50_000_000).astype(np.int64)
         cost = tokens * self.model_prices[model] / 1000
         return [self.users[user], self.companies[company], self.region_names[region],
-                self.model_names[model], tokens, cost, stamps]
+                self.model_names[model], tokens, cost, lines.stamps]
 
 
 # --------------------------------------------------------------------------- shapes
@@ -317,12 +380,12 @@ class Corruption(NamedTuple):
 
 @dataclass(frozen=True)
 class Shape:
-    """Everything that differs between the two file shapes."""
+    """Everything that differs between the file shapes."""
 
     header: str
     field_formats: tuple[str, ...]
-    stream: int  # seed stream, keeps the two shapes' random draws independent
-    weekday_factors: tuple[float, ...]  # Monday..Sunday
+    stream: int  # seed stream, keeps the shapes' random draws independent
+    weekday_factors: tuple[float, ...]  # Monday..Sunday; 0: closed that weekday
     closed: frozenset[tuple[int, int]]  # (month, day) with no rows at all
     open_hour: int
     hourly_weights: tuple[float, ...]  # from open_hour on
@@ -332,6 +395,12 @@ class Shape:
     model: Callable[[np.random.Generator, int], RetailModel | BillingModel]  # (rng, first_invoice)
     corruptions: tuple[Corruption, ...]
     anomalies: dict[date, Anomaly]
+    day_noise: float = DAY_NOISE_SIGMA  # sigma of the daily log-normal noise
+    seasonality: tuple[float, ...] = ()  # volume factor per month (Jan..Dec, at mid-month; interpolated between)
+    holiday_country: str | None = None  # "GB-ENG": no rows on that country's (region's) public holidays
+    yearly_anomalies: dict[tuple[int, int], Anomaly] = field(default_factory=dict)  # by (month, day), see planted
+    yearly_write_offs: tuple[tuple[int, int], ...] = ()  # (month, day), see planted
+    last_day_until: int | None = None  # the export was taken at this hour of the last day: it stops there
 
     @property
     def template(self) -> str:
@@ -384,23 +453,100 @@ SHAPES: dict[str, Shape] = {
         anomalies=ANOMALIES["billing"],
     ),
 }
+SHAPES["wholesale"] = replace(
+    SHAPES["retail"],
+    stream=3,
+    weekday_factors=(1.0, 1.1, 1.05, 1.2, 0.85, 0.0, 0.6),
+    closed=frozenset({(12, day) for day in range(24, 32)} | {(1, day) for day in range(1, 4)}),
+    hourly_weights=(1, 3, 6, 8, 9, 9, 8, 7, 5, 3, 1.5, 0.5),  # 7:00-19:00
+    model=lambda rng, first_invoice: RetailModel(rng, first_invoice, WHOLESALE_INVOICE_LINES),
+    anomalies={},
+    day_noise=0.10,
+    seasonality=(0.78, 0.82, 0.95, 0.93, 1.0, 0.97, 0.95, 1.0, 1.12, 1.25, 1.4, 1.1),
+    holiday_country="GB-ENG",
+    yearly_anomalies=WHOLESALE_ANOMALIES,
+    yearly_write_offs=WHOLESALE_WRITE_OFFS,
+    last_day_until=12,
+)
 
 
 # ----------------------------------------------------------------- daily structure
 
+class Closures:
+    """Whether the shape trades on a day: a pure function of the date, so that a file's events and closures do not
+    depend on where it starts or ends."""
+
+    def __init__(self, shape: Shape, years: range):
+        self.shape = shape
+        country, _, region = (shape.holiday_country or "").partition("-")
+        self.holidays = holidays.country_holidays(country, subdiv=region or None, years=years) if country else {}
+
+    def closed(self, day: date) -> bool:
+        return ((day.month, day.day) in self.shape.closed or self.shape.weekday_factors[day.weekday()] == 0
+                or day in self.holidays)
+
+    def next_trading_day(self, day: date, taken: set[date]) -> date:
+        while self.closed(day) or day in taken:
+            day += timedelta(days=1)
+        return day
+
+
+def planted(shape: Shape, days: Sequence[date], anomalies: bool = True) -> Planted:
+    """The anomalies and write-offs in ``days``: the shape's fixed anomaly dates, then its yearly events, each on
+    the first trading day on or after its (month, day) that holds no other event (anomalies first, in
+    (month, day) order, then write-offs). ``anomalies=False`` plants none of either."""
+    if not anomalies:
+        return Planted({}, [])
+    first, last = days[0], days[-1]
+    closures = Closures(shape, range(first.year, last.year + 2))
+    found = {day: shape.anomalies[day] for day in days if day in shape.anomalies}
+    taken: set[date] = set(found)
+    for year in range(first.year, last.year + 1):
+        for (month, day), anomaly in sorted(shape.yearly_anomalies.items()):
+            resolved = closures.next_trading_day(date(year, month, day), taken)
+            taken.add(resolved)
+            found[resolved] = anomaly
+    write_offs = []
+    for year in range(first.year, last.year + 1):
+        for month, day in shape.yearly_write_offs:
+            resolved = closures.next_trading_day(date(year, month, day), taken)
+            taken.add(resolved)
+            write_offs.append(resolved)
+    return Planted({d: a for d, a in sorted(found.items()) if first <= d <= last},
+                   sorted(d for d in write_offs if first <= d <= last))
+
+
+def seasonal(shape: Shape, day: date) -> float:
+    """The shape's factor for the day's month, interpolated between mid-months so the season has no steps."""
+    if not shape.seasonality:
+        return 1.0
+    months = np.asarray(shape.seasonality, dtype=float)
+    position = day.month - 1 + (day.day - 0.5) / monthrange(day.year, day.month)[1] - 0.5  # 0 = mid-January
+    return float(np.interp(position, np.arange(-1, 13), np.r_[months[-1], months, months[0]]))
+
+
 def daily_volume(shape: Shape, days: Sequence[date], seed: int, anomalies: bool,
-                 yearly_growth: float = YEARLY_GROWTH) -> np.ndarray:
-    """Expected relative volume per day: weekday x trend x noise x anomaly, 0 when closed."""
+                 yearly_growth: float = YEARLY_GROWTH, level_shift: LevelShift | None = None) -> np.ndarray:
+    """Expected relative volume per day: weekday x trend x noise x anomaly x season x level shift, 0 when closed."""
     volume = np.empty(len(days))
+    closures = Closures(shape, range(days[0].year, days[-1].year + 1))
+    events = planted(shape, days, anomalies).anomalies
     for i, day in enumerate(days):
-        if (day.month, day.day) in shape.closed:
+        if closures.closed(day):
             volume[i] = 0.0
             continue
         trend = yearly_growth ** ((day - TREND_EPOCH).days / 365.25)
-        noise = np.random.default_rng([seed, shape.stream, day.toordinal()]).lognormal(0.0, DAY_NOISE_SIGMA)
-        anomaly = shape.anomalies[day].factor if anomalies and day in shape.anomalies else 1.0
-        volume[i] = shape.weekday_factors[day.weekday()] * trend * noise * anomaly
+        noise = np.random.default_rng([seed, shape.stream, day.toordinal()]).lognormal(0.0, shape.day_noise)
+        anomaly = events[day].factor if day in events else 1.0
+        shift = level_shift.factor if level_shift and day >= level_shift.day else 1.0
+        volume[i] = shape.weekday_factors[day.weekday()] * trend * noise * anomaly * seasonal(shape, day) * shift
     return volume
+
+
+def share_before(shape: Shape, hour: int) -> float:
+    """Share of a day's lines written before ``hour`` (by the hourly weights)."""
+    weights = np.asarray(shape.hourly_weights, dtype=float)
+    return float(weights[: max(0, hour - shape.open_hour)].sum() / weights.sum())
 
 
 def allocate(total: int, weights: np.ndarray) -> np.ndarray:
@@ -417,6 +563,14 @@ def share_of_range(total: int, start: int, stop: int, size: int) -> int:
     return round(total * stop / size) - round(total * start / size)
 
 
+class Lines(NamedTuple):
+    """Rows of a chunk as the calendar lays them out, for a model to fill in."""
+
+    day_idx: np.ndarray  # index of the row's day
+    stamps: np.ndarray  # timestamp text
+    write_off: np.ndarray  # the row is a write-off worth this many average lines; 0 for an ordinary row
+
+
 @dataclass
 class Calendar:
     """Per-day row counts plus the text pieces that make up each row's timestamp."""
@@ -424,6 +578,8 @@ class Calendar:
     shape: Shape
     days: list[date]
     rows_per_day: np.ndarray
+    day_share: np.ndarray  # share of the day's trading hours in the file: 1.0 but on a partial last day
+    write_off: np.ndarray  # per day, the write-off on its last row, in average lines (0: none)
     day_end: np.ndarray = field(init=False)
     prefixes: np.ndarray = field(init=False)
     times: np.ndarray = field(init=False)
@@ -439,19 +595,22 @@ class Calendar:
         self.cdf = np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
         self.grid = (self.shape.open_hour + np.arange(len(weights) + 1)) * self.shape.units_per_hour
 
-    def stamps(self, rng: np.random.Generator, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """Day index and timestamp text for rows [start, stop), non-decreasing in time.
+    def lines(self, rng: np.random.Generator, start: int, stop: int) -> Lines:
+        """Day index, timestamp text (non-decreasing in time) and write-off of rows [start, stop).
 
         The j-th of a day's k rows gets the intraday quantile (j + U) / k (stratified
-        sampling), so times are sorted without sorting and independent of chunking.
+        sampling), so times are sorted without sorting and independent of chunking; on a
+        partial day the quantiles shrink into its share of the hours. A day's write-off is
+        its last row.
         """
         rows = np.arange(start, stop)
         day_idx = np.searchsorted(self.day_end, rows, side="right")
         per_day = self.rows_per_day[day_idx]
         rank = rows - (self.day_end[day_idx] - per_day)
-        quantile = (rank + rng.random(len(rows))) / per_day
+        quantile = (rank + rng.random(len(rows))) / per_day * self.day_share[day_idx]
         unit = np.interp(quantile, self.cdf, self.grid).astype(np.int64)
-        return day_idx, self.prefixes[day_idx] + self.times[unit]
+        write_off = np.where(rank == per_day - 1, self.write_off[day_idx], 0.0)
+        return Lines(day_idx, self.prefixes[day_idx] + self.times[unit], write_off)
 
 
 # ----------------------------------------------------------------------- rendering
@@ -503,6 +662,7 @@ class Summary:
     closed_days: list[date]
     anomaly_dates: list[date]
     next_invoice: int | None
+    write_off_days: list[date]  # negative days: a write-off above the day's sales
 
 
 def as_date(value: date | str) -> date:
@@ -513,11 +673,12 @@ def as_date(value: date | str) -> date:
 def generate(shape: str, rows: int, out: str | Path, start: date | str = date(2025, 5, 1),
              end: date | str = date(2026, 11, 20), seed: int = 7, bad_share: float = 0.0,
              dup_share: float = 0.0, anomalies: bool = True,
-             first_invoice: int = FIRST_INVOICE, yearly_growth: float = YEARLY_GROWTH) -> Summary:
+             first_invoice: int = FIRST_INVOICE, yearly_growth: float = YEARLY_GROWTH,
+             level_shift: LevelShift | None = None) -> Summary:
     """Write ``rows`` data lines of ``shape`` covering ``start``..``end`` (inclusive) to ``out``.
 
-    ``first_invoice`` (retail only) lets a file continue the numbering of the previous
-    period's file; ``Summary.next_invoice`` is the value to pass for that.
+    ``first_invoice`` (retail and wholesale) lets a file continue the numbering of the
+    previous period's file; ``Summary.next_invoice`` is the value to pass for that.
     """
     spec = SHAPES[shape]
     start, end = as_date(start), as_date(end)
@@ -526,13 +687,20 @@ def generate(shape: str, rows: int, out: str | Path, start: date | str = date(20
     if min(bad_share, dup_share) < 0 or bad_share + dup_share >= 0.5:
         raise ValueError("bad_share and dup_share must be >= 0 and together < 0.5")
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    volume = daily_volume(spec, days, seed, anomalies, yearly_growth)
+    day_share = np.ones(len(days))
+    if spec.last_day_until is not None:
+        day_share[-1] = share_before(spec, spec.last_day_until)
+    volume = daily_volume(spec, days, seed, anomalies, yearly_growth, level_shift) * day_share
     if not volume.any():
         raise ValueError("every day in the range is a closure day")
 
     n_dup, n_bad = round(rows * dup_share), round(rows * bad_share)
     distinct = rows - n_dup
-    calendar = Calendar(spec, days, allocate(distinct, volume))
+    rows_per_day = allocate(distinct, volume)
+    events = planted(spec, days, anomalies)
+    written_off = np.array([day in events.write_offs for day in days])
+    write_off = np.where(written_off, WRITE_OFF_SHARE * rows_per_day, 0.0)
+    calendar = Calendar(spec, days, rows_per_day, day_share, write_off)
     model = spec.model(np.random.default_rng([seed, CATALOGUE_STREAM]), first_invoice)
     rng = np.random.default_rng([seed, spec.stream, start.toordinal()])
     bad_counts = np.zeros(len(spec.corruptions), dtype=np.int64)
@@ -541,8 +709,7 @@ def generate(shape: str, rows: int, out: str | Path, start: date | str = date(20
         sink.write(spec.header + "\n")
         for lo in range(0, distinct, CHUNK_ROWS):
             hi = min(lo + CHUNK_ROWS, distinct)
-            day_idx, stamps = calendar.stamps(rng, lo, hi)
-            columns = model.columns(rng, day_idx, stamps)
+            columns = model.columns(rng, calendar.lines(rng, lo, hi))
             sink.write(render_chunk(spec, columns, rng, share_of_range(n_bad, lo, hi, distinct),
                                     share_of_range(n_dup, lo, hi, distinct), bad_counts))
 
@@ -551,8 +718,9 @@ def generate(shape: str, rows: int, out: str | Path, start: date | str = date(20
         bad_rows={c.label: int(n) for c, n in zip(spec.corruptions, bad_counts, strict=True)},
         duplicate_rows=n_dup,
         closed_days=[d for d, v in zip(days, volume, strict=True) if v == 0],
-        anomaly_dates=[d for d in days if anomalies and d in spec.anomalies],
+        anomaly_dates=list(events.anomalies),
         next_invoice=getattr(model, "next_invoice", None),
+        write_off_days=[d for d, n, w in zip(days, rows_per_day, written_off, strict=True) if n and w],
     )
 
 
@@ -569,17 +737,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dup-share", type=float, default=0.0)
     parser.add_argument("--no-anomalies", dest="anomalies", action="store_false")
     parser.add_argument("--first-invoice", type=int, default=FIRST_INVOICE,
-                        help="retail: first invoice number (continue a previous file)")
+                        help="retail, wholesale: first invoice number (continue a previous file)")
     parser.add_argument("--yearly-growth", type=float, default=YEARLY_GROWTH,
                         help=f"trend factor per year (default {YEARLY_GROWTH}; 1.0 is flat)")
+    parser.add_argument("--shift-day", type=date.fromisoformat, help="level shift: first day of the new level")
+    parser.add_argument("--shift-factor", type=float, default=1.0, help="level shift: volume factor from --shift-day")
     args = parser.parse_args(argv)
+    shift = LevelShift(args.shift_day, args.shift_factor) if args.shift_day else None
     summary = generate(args.shape, args.rows, args.out, args.start, args.end, args.seed,
-                       args.bad_share, args.dup_share, args.anomalies, args.first_invoice, args.yearly_growth)
+                       args.bad_share, args.dup_share, args.anomalies, args.first_invoice, args.yearly_growth, shift)
     print(f"wrote {summary.rows} rows to {summary.path}")
     print(f"  bad rows: {sum(summary.bad_rows.values())} {summary.bad_rows}")
     print(f"  duplicate rows: {summary.duplicate_rows}")
     print(f"  closed days: {[d.isoformat() for d in summary.closed_days]}")
     print(f"  anomaly dates: {[d.isoformat() for d in summary.anomaly_dates]}")
+    if summary.write_off_days:
+        print(f"  write-off days: {[d.isoformat() for d in summary.write_off_days]}")
     if summary.next_invoice is not None:
         print(f"  next invoice: {summary.next_invoice}")
 
