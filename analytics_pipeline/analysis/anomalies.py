@@ -34,6 +34,7 @@ THRESHOLD = 4.0  # |score| from which a day is flagged
 MIN_HISTORY_WEEKS = 3  # same-weekday values a baseline needs, so ...
 MIN_SCORED_DAYS = 7 * MIN_HISTORY_WEEKS + 1  # ... the first day that can be scored is this one
 MAD_TO_SIGMA = 1.4826  # MAD of a normal sample times this estimates its std
+LEVEL_DAYS = 14  # days of residuals whose median moves the expected value after a level shift
 REL_FLOOR = 0.05  # scale is at least 5% of the expected value
 # Croux & Rousseeuw small-sample consistency factors for the MAD, by sample size 0..9.
 SMALL_SAMPLE_MAD = [1.0, 1.0, 1.196, 1.495, 1.363, 1.206, 1.200, 1.140, 1.129, 1.107]
@@ -78,6 +79,11 @@ def _score_metric(
     b_k = np.where(k >= 10, k / (k - 0.8), np.take(SMALL_SAMPLE_MAD, np.minimum(k, 9)))
     corr = MAD_TO_SIGMA * b_k * np.sqrt(1 + np.pi / (2 * k))
     mad = np.nanmedian(np.abs(lags - centre[:, None]), axis=1) * corr
+    # The same weekdays 1-8 weeks back lag a level shift or a seasonal turn; the median of the last two weeks'
+    # residuals (all weekdays) says by how much, and moves the expected value with it. Without it, every day after a
+    # shift is "off", and the spread pooled from those days hides a real anomaly for weeks.
+    signed = pd.Series(np.where(enough & baseline_ok, t - centre, np.nan))
+    centre = centre + np.nan_to_num(signed.rolling(LEVEL_DAYS, min_periods=LEVEL_DAYS // 2).median().shift(1).to_numpy())
     resid = np.where(enough & baseline_ok, np.abs(t - centre), np.nan)
     pooled = pd.Series(resid).rolling(56, min_periods=14).median().shift(1).to_numpy()
     pooled = np.nan_to_num(pooled * MAD_TO_SIGMA)

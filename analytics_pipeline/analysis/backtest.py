@@ -23,7 +23,7 @@ Rule = Callable[[np.ndarray, int], np.ndarray]  # history values (complete daily
 
 MIN_ORIGIN = 56  # an origin needs 8 weeks behind it: 4 weeks of same-weekday lags plus 4 weeks of training rows
 SCORED_ORIGINS = 8  # weekly origins scored in the backtest
-CALIBRATION_ORIGINS = 12  # earlier origins whose errors give an origin's interval
+CALIBRATION_ORIGINS = 20  # earlier origins whose errors give an origin's interval (12 left coverage 0.65-0.91)
 FLOOR_SHARE = 0.05  # errors are relative to the forecast, but never to less than 5% of the recent mean day
 MIN_POOL = 14  # errors needed to read an interval off one week of the horizon; fewer: pool every week
 WEEKDAY_SHRINK = 20  # errors a weekday needs before its own error size counts as much as the pooled one

@@ -30,6 +30,7 @@ CLOSED_WEEKDAY_SHARE = 0.8  # a weekday with no trading on this share of its las
 RECENT_DAYS = 364
 MIN_WEEKDAY_OCCURRENCES = 4
 MAX_CLOSURE_DAYS = 21
+MIN_SHUTDOWN_DAYS = 3  # ordinary trading days a zero run needs before the closed weekdays inside it count as dates
 MAX_RANDOM_ZERO_SHARE = 0.1
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 # Where a country's holidays differ by region, the region most businesses of that country are in.
@@ -141,11 +142,15 @@ def learn(revenue: pd.Series, country: str | None = None, horizon_days: int = 0)
     by_default = bool(occurrences) and float(np.mean(occurrences)) >= 0.5
 
     # A date is closed when it was inside a short zero run every year it occurred; seen once, the run must span
-    # several days (a one-day zero seen once is as likely an outage as a custom).
+    # several days (a one-day zero seen once is as likely an outage as a custom). A closed weekday or a holiday inside
+    # a shutdown of several ordinary days counts as a sighting of its date too: the 28th of December that fell on a
+    # Saturday last year was still part of the Christmas closure, and is closed when it falls on a Sunday.
     run = np.cumsum(np.r_[True, zero[1:] != zero[:-1]])
     run_length = np.bincount(run)[run]
+    ordinary_zeros = np.bincount(run, weights=(zero & ordinary).astype(float))[run]
+    shutdown = zero & (ordinary_zeros >= MIN_SHUTDOWN_DAYS) & (run_length <= MAX_CLOSURE_DAYS)
     dates = pd.DataFrame({"closed": zero & (run_length <= MAX_CLOSURE_DAYS), "run": np.where(zero, run_length, 0)},
-                         index=days)[trading & ~is_holiday]
+                         index=days)[ordinary | shutdown]
     by_date = dates.groupby(dates.index.strftime("%m-%d")).agg(closed=("closed", "all"), seen=("closed", "size"),
                                                                shortest=("run", "min"))
     learnt = by_date[by_date["closed"] & ((by_date["seen"] >= 2) | (by_date["shortest"] >= 3))]

@@ -7,8 +7,8 @@ come from each method's own out-of-sample errors (backtest.py).
 
 The model is deliberately small (ridge regression, refit in well under a second, deterministic, explainable on a
 dashboard): weekday, the mean of the last 4 same weekdays, the last 4 weeks' level and its change over the 4 weeks
-before, and, with two years of history, the same weeks last year. What real series hold does not switch it off: closed days, negative days
-(write-offs) and zero days on which the business normally trades (outages) are left out of its input and targets,
+before, and, from YEARLY_DAYS of history on, the same weeks last year. What real series hold does not switch it off:
+closed days, negative days (write-offs) and zero days on which the business normally trades (outages) are left out of its input and targets,
 and so are days more than OUTLIER_RATIO times off their weekday's usual level (a Black Friday teaches nothing about
 next Tuesday).
 """
@@ -21,6 +21,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import Ridge
+from threadpoolctl import threadpool_limits
 
 from analytics_pipeline.analysis import backtest, baselines
 from analytics_pipeline.analysis.calendar import MAX_RANDOM_ZERO_SHARE, TradingCalendar
@@ -34,7 +35,7 @@ MIN_MODEL_DAYS = 70  # ~10 weeks: below this the regression has too little to le
 HALF_LIFE_DAYS = 120.0  # recency weighting of training rows
 RIDGE_ALPHA = 1.0
 OUTLIER_RATIO = 2.0  # a day at more than twice or under half its weekday's usual level is not a training target
-YEARLY_DAYS = 2 * 364  # two years of history before "the same weeks last year" becomes an input
+YEARLY_DAYS = 364 + 28 + 182  # "the same weeks last year" as an input once half a year of training rows have it
 MIN_TRAINING_ROWS = 28
 SELECTION_MARGIN = 0.10  # a baseline is published over the model only when its backtest MAE is this much lower
 MODEL = "ridge model"
@@ -215,8 +216,9 @@ def forecast_series(
     rules = dict(baselines.RULES)
     if len(y) >= MIN_MODEL_DAYS:
         rules = {MODEL: partial(_ridge, closed=closed, first_weekday=first.day_of_week)} | rules
-    found = {name: backtest.evaluate(_as_published(rule, closed), values, first, horizon, interval)
-             for name, rule in rules.items()}
+    with threadpool_limits(1):  # small fits: a second BLAS thread made ETS 4x slower on 2 cores, never faster
+        found = {name: backtest.evaluate(_as_published(rule, closed), values, first, horizon, interval)
+                 for name, rule in rules.items()}
     # The model keeps the lead unless a baseline beats it clearly: eight origins are a small sample, and switching
     # methods on noise costs more than it saves.
     handicap = {name: 1.0 if name == MODEL else 1 - SELECTION_MARGIN for name in found}

@@ -135,3 +135,15 @@ def test_closed_days_are_forecast_zero_and_nothing_below_zero():
     assert (frame[["predicted", "lower", "upper"]] >= 0).all().all()
     open_days = frame.drop(index=closed)
     assert (open_days["predicted"] > 0).all()
+
+
+def test_a_shutdown_date_seen_only_on_a_closed_weekday_is_learnt():
+    """History from 2024-03-01: the one Christmas seen had 28 December on a Saturday, already closed; it was part of
+    the shutdown all the same, so on a Sunday (2025-12-28) it is closed, and so is its Saturday neighbour's date."""
+    revenue = _wholesaler().loc["2024-03-01":"2025-11-30"]
+    calendar = learn(revenue, "GB", horizon_days=40)
+    assert date(2024, 12, 28).weekday() == 5
+    assert calendar.reason(date(2025, 12, 28)) == "closed (12-28, every year)"
+    assert calendar.reason(date(2025, 12, 29)) == "closed (12-29, every year)"
+    # An ordinary Saturday stays a weekday closure, not a date: 2025-06-07 is a Saturday, 2026-06-07 a Sunday.
+    assert calendar.reason(date(2026, 6, 7)) is None
