@@ -8,9 +8,9 @@ come from each method's own out-of-sample errors (backtest.py).
 The model is deliberately small (ridge regression, refit in well under a second, deterministic, explainable on a
 dashboard): weekday, the mean of the last 4 same weekdays, the last 4 weeks' level and its change over the 4 weeks
 before, and, from YEARLY_DAYS of history on, the same weeks last year. What real series hold does not switch it off:
-closed days, negative days (write-offs) and zero days on which the business normally trades (outages) are left out of its input and targets,
-and so are days more than OUTLIER_RATIO times off their weekday's usual level (a Black Friday teaches nothing about
-next Tuesday).
+closed days, negative days (write-offs) and zero days on which the business normally trades (outages) are left out
+of its input and targets, and so are days more than OUTLIER_RATIO times off their weekday's usual level (a Black
+Friday teaches nothing about next Tuesday).
 """
 
 from __future__ import annotations
