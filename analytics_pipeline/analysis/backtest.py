@@ -174,17 +174,21 @@ class Evaluation:
 
     overall: Scores | None  # None when the history is too short for a single origin
     by_week: list[Scores]  # week 1 of the horizon, week 2, ...
-    point: np.ndarray
+    point: np.ndarray | None  # None when only the backtest was asked for
     lower: np.ndarray | None  # None when no earlier error could calibrate an interval
     upper: np.ndarray | None
     totals: dict[int, tuple[float, float, float]]  # days -> sum, lower, upper (first week, whole horizon)
 
 
-def evaluate(rule: Rule, values: np.ndarray, first_day: pd.Timestamp, horizon: int, level: float) -> Evaluation:
-    """Backtest `rule` over the full horizon and forecast with it; every interval, in the backtest and in the
-    forecast, comes from errors of origins whose horizon had ended."""
+def evaluate(rule: Rule, values: np.ndarray, first_day: pd.Timestamp, horizon: int, level: float,
+             forecast: bool = True) -> Evaluation:
+    """Backtest `rule` over the full horizon and, with `forecast`, forecast with it; every interval, in the backtest
+    and in the forecast, comes from errors of origins whose horizon had ended. Without `forecast` only the scored
+    origins are run (no calibration origins, so no coverage and no point): enough to choose a method, at a third of
+    the cost, which matters for a method refit at every origin (ETS)."""
     n = len(values)
-    origins = weekly_origins(n, horizon, SCORED_ORIGINS + CALIBRATION_ORIGINS + -(-horizon // 7))
+    extra = CALIBRATION_ORIGINS + -(-horizon // 7) if forecast else 0
+    origins = weekly_origins(n, horizon, SCORED_ORIGINS + extra)
     pred, act = paths(rule, values, origins, horizon), actuals(values, origins, horizon)
     weekday = weekdays_of(first_day, origins, horizon)
     floors = np.array([floor(values[:o]) for o in origins])
@@ -199,7 +203,7 @@ def evaluate(rule: Rule, values: np.ndarray, first_day: pd.Timestamp, horizon: i
     scored = list(range(max(0, len(origins) - SCORED_ORIGINS), len(origins)))
     inside = np.full((len(scored), horizon), np.nan)
     for row, i in enumerate(scored):
-        bounds = calibrated(pred[i], weekday[i], origins[i], floors[i])
+        bounds = calibrated(pred[i], weekday[i], origins[i], floors[i]) if forecast else None
         if bounds is not None:
             inside[row] = (act[i] >= bounds[0] - 1e-9) & (act[i] <= bounds[1] + 1e-9)
     reference = paths(last_week, values, [origins[i] for i in scored], horizon)
@@ -207,6 +211,8 @@ def evaluate(rule: Rule, values: np.ndarray, first_day: pd.Timestamp, horizon: i
     overall = score(a, p, reference, inside) if scored else None
     by_week = [score(a[:, w : w + 7], p[:, w : w + 7], reference[:, w : w + 7], inside[:, w : w + 7])
                for w in range(0, horizon, 7)] if scored else []
+    if not forecast:
+        return Evaluation(overall, by_week, None, None, None, {})
 
     point = np.asarray(rule(values, horizon), dtype=float)
     days = (first_day.day_of_week + n + np.arange(horizon)) % 7
