@@ -168,6 +168,18 @@ def _naive_forecast(y: pd.Series, horizon: int, interval: float) -> pd.DataFrame
     return _frame(y.index[-1], *(np.clip(a, 0, None) for a in (point, lower, upper)))
 
 
+def _choose(maes: dict[str, float]) -> tuple[str, str]:
+    """The method to publish and why, from each method's backtest MAE. The model keeps the lead unless a baseline
+    beats it by SELECTION_MARGIN: eight origins are a small sample, and switching methods on noise costs more than
+    it saves. Ties go by the order of METHODS."""
+    handicap = {name: 1.0 if name == MODEL else 1 - SELECTION_MARGIN for name in maes}
+    order = list(METHODS)
+    winner = min(maes, key=lambda name: (maes[name] / handicap[name], order.index(name)))
+    if maes[winner] <= min(maes.values()):
+        return winner, "lowest backtest MAE"
+    return winner, f"kept, as no baseline's backtest MAE was {SELECTION_MARGIN:.0%} lower"
+
+
 def _score_rows(name: str, found: backtest.Evaluation, published: bool) -> list[dict]:
     weeks = [(0, found.overall), *enumerate(found.by_week, start=1)]
     return [{"method": name, "horizon_week": week, **{k: getattr(s, k) for k in SCORE_COLUMNS[2:-1]},
@@ -183,8 +195,8 @@ def forecast_series(
     Backtest (per method, as published): origins every 7 days, the latest leaving exactly `horizon` days after it;
     MAE; sMAPE = mean 2|e| / (|y| + |yhat|) in %; MASE = MAE / MAE of last week repeated (lag 7) on the same points;
     coverage (published method only) = share of actual days inside an interval built only from errors of earlier
-    origins. The method with the lowest MAE over the whole horizon is published (a baseline only when it beats the model by SELECTION_MARGIN;
-    ties: the order of METHODS).
+    origins. The method with the lowest MAE over the whole horizon is published (a baseline only when it beats the
+    model by SELECTION_MARGIN; ties: the order of METHODS).
 
     Never raises for short, flat, all-zero or empty data: under MIN_FORECAST_DAYS days (empty included) the frame is
     empty; a history with no positive day, or too short for one backtest origin, gets the mean of the last 4 same
@@ -220,14 +232,10 @@ def forecast_series(
     with threadpool_limits(1):  # small fits: a second BLAS thread made ETS 4x slower on 2 cores, never faster
         found = {name: backtest.evaluate(rule, values, first, horizon, interval, forecast=False)
                  for name, rule in published.items()}
-        # The model keeps the lead unless a baseline beats it clearly: eight origins are a small sample, and
-        # switching methods on noise costs more than it saves.
-        handicap = {name: 1.0 if name == MODEL else 1 - SELECTION_MARGIN for name in found}
-        order = list(METHODS)
-        winner = min(found, key=lambda name: (found[name].overall.mae / handicap[name], order.index(name)))
+        winner, why = _choose({name: f.overall.mae for name, f in found.items()})
         found[winner] = best = backtest.evaluate(published[winner], values, first, horizon, interval)
     others = ", ".join(f"{name} {found[name].overall.mae:,.2f}" for name in found if name != winner)
-    reason = (f"{winner}: lowest backtest MAE over {best.overall.n_origins} weekly origins x {horizon} days "
+    reason = (f"{winner}: {why} over {best.overall.n_origins} weekly origins x {horizon} days "
               f"({best.overall.mae:,.2f}; {others})")
     lower = best.lower if best.lower is not None else best.point
     upper = best.upper if best.upper is not None else best.point

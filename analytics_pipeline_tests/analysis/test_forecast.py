@@ -214,3 +214,15 @@ def test_deterministic() -> None:
     first, second = forecast_series(history), forecast_series(history)
     pd.testing.assert_frame_equal(first.frame, second.frame)
     assert first.backtest == second.backtest and first.method == second.method and first.totals == second.totals
+
+
+
+def test_the_choice_of_method_and_its_reason() -> None:
+    choose = forecasting._choose
+    assert choose({"ridge model": 100.0, "lag 7": 120.0, "ETS (weekly)": 110.0}) == ("ridge model", "lowest backtest MAE")
+    # A baseline 5% better does not displace the model (margin 10%), and the reason does not call the model's lowest.
+    assert choose({"ridge model": 100.0, "ETS (weekly)": 95.0}) == (
+        "ridge model", "kept, as no baseline's backtest MAE was 10% lower")
+    assert choose({"ridge model": 100.0, "ETS (weekly)": 85.0}) == ("ETS (weekly)", "lowest backtest MAE")
+    # Without the model (a short history) ties go by the order of METHODS.
+    assert choose({"ETS (weekly)": 10.0, "mean of 4 weeks": 10.0, "lag 7": 10.0}) == ("lag 7", "lowest backtest MAE")
