@@ -145,7 +145,7 @@ def _outages(frame: pd.DataFrame, quiet: np.ndarray, normally_closed: np.ndarray
     for run in np.unique(run_id[quiet]):
         days = np.flatnonzero(run_id == run)
         trading = int((~normally_closed[days]).sum())
-        if trading < OUTAGE_DAYS:
+        if trading < OUTAGE_DAYS or days[0] == 0:  # zeros before a segment's first sale are not an outage
             continue
         mask[days] = True
         first, last = frame.index[days[0]], frame.index[days[-1]]

@@ -7,8 +7,8 @@ Three kinds of closed day, each learnt from the history, never assumed:
   from) on which the business did not trade the previous times; a holiday not yet seen is closed when most of the
   holidays seen so far were;
 * a calendar date (month-day) with no trading in every past year that had it, inside a closure of at most
-  MAX_CLOSURE_DAYS days (the shutdown between Christmas and New Year). Longer runs of zeros are outages or data
-  gaps, not closures.
+  MAX_CLOSURE_DAYS days (the shutdown between Christmas and New Year); seen in one year only, the closure must hold a
+  public holiday. Longer runs of zeros, and a one-off gap of ordinary days, are outages or data gaps, not closures.
 
 Dates are learnt only where zero days are rare on the days the business trades (at most MAX_RANDOM_ZERO_SHARE):
 in an intermittent series a zero on Christmas Day says nothing. The forecast predicts 0 for a closed day, and the
@@ -142,18 +142,21 @@ def learn(revenue: pd.Series, country: str | None = None, horizon_days: int = 0)
     by_default = bool(occurrences) and float(np.mean(occurrences)) >= 0.5
 
     # A date is closed when it was inside a short zero run every year it occurred; seen once, the run must span
-    # several days (a one-day zero seen once is as likely an outage as a custom). A closed weekday or a holiday inside
+    # several days and hold a public holiday (the shutdown around Christmas): a one-off gap of a few ordinary days
+    # is an outage until it recurs. A closed weekday or a holiday inside
     # a shutdown of several ordinary days counts as a sighting of its date too: the 28th of December that fell on a
     # Saturday last year was still part of the Christmas closure, and is closed when it falls on a Sunday.
     run = np.cumsum(np.r_[True, zero[1:] != zero[:-1]])
     run_length = np.bincount(run)[run]
     ordinary_zeros = np.bincount(run, weights=(zero & ordinary).astype(float))[run]
     shutdown = zero & (ordinary_zeros >= MIN_SHUTDOWN_DAYS) & (run_length <= MAX_CLOSURE_DAYS)
-    dates = pd.DataFrame({"closed": zero & (run_length <= MAX_CLOSURE_DAYS), "run": np.where(zero, run_length, 0)},
-                         index=days)[ordinary | shutdown]
+    holiday_run = np.bincount(run, weights=(zero & is_holiday).astype(float))[run] > 0
+    dates = pd.DataFrame({"closed": zero & (run_length <= MAX_CLOSURE_DAYS), "run": np.where(zero, run_length, 0),
+                          "holiday": zero & holiday_run}, index=days)[ordinary | shutdown]
     by_date = dates.groupby(dates.index.strftime("%m-%d")).agg(closed=("closed", "all"), seen=("closed", "size"),
-                                                               shortest=("run", "min"))
-    learnt = by_date[by_date["closed"] & ((by_date["seen"] >= 2) | (by_date["shortest"] >= 3))]
+                                                               shortest=("run", "min"), holiday=("holiday", "all"))
+    once = (by_date["shortest"] >= 3) & by_date["holiday"]
+    learnt = by_date[by_date["closed"] & ((by_date["seen"] >= 2) | once)]
     closed_dates = set(learnt.index) - {"02-29"}
     return TradingCalendar(
         frozenset(closed_weekdays), names, frozenset(open_names), frozenset(closed_names), by_default,

@@ -15,8 +15,9 @@ Friday teaches nothing about next Tuesday).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 import pandas as pd
@@ -24,14 +25,17 @@ from sklearn.linear_model import Ridge
 from threadpoolctl import threadpool_limits
 
 from analytics_pipeline.analysis import backtest, baselines
-from analytics_pipeline.analysis.calendar import MAX_RANDOM_ZERO_SHARE, TradingCalendar
+from analytics_pipeline.analysis.calendar import MAX_RANDOM_ZERO_SHARE, TradingCalendar, learn
 from analytics_pipeline.analysis.history import too_short
 
 HORIZON_DAYS = 30  # days forecast after the last day of history
 INTERVAL = 0.8  # nominal coverage of the prediction interval
 # Two weeks: every weekday seen twice, so the seasonal-naive rule's own errors can size its interval.
 MIN_FORECAST_DAYS = 14
-MIN_MODEL_DAYS = 70  # ~10 weeks: below this the regression has too little to learn from
+# The ridge needs 11 weeks before an origin (8 for its momentum input, then MIN_TRAINING_ROWS targets); it competes
+# only when every scored origin has them, so a model that was never really backtested is never published.
+MIN_MODEL_ORIGIN = 77
+MIN_MODEL_DAYS = MIN_MODEL_ORIGIN + 7 * (backtest.SCORED_ORIGINS - 1) + HORIZON_DAYS  # at the default horizon
 HALF_LIFE_DAYS = 120.0  # recency weighting of training rows
 RIDGE_ALPHA = 1.0
 OUTLIER_RATIO = 2.0  # a day at more than twice or under half its weekday's usual level is not a training target
@@ -45,6 +49,7 @@ NO_FORECAST = "none"
 METHODS = {MODEL: MODEL_METHOD, baselines.LAG_7: "last week repeated (lag 7)",
            baselines.MEAN_4_WEEKS: "mean of the last 4 same weekdays",
            baselines.ETS: "exponential smoothing, damped trend and weekly season (statsmodels ETS)"}
+ClosedFor = Callable[[int], np.ndarray]  # days of history -> closed mask over them and the horizon after
 SCORE_COLUMNS = ["method", "horizon_week", "mae", "smape", "mase", "coverage", "n_origins", "n_points", "published"]
 
 
@@ -106,12 +111,12 @@ def _window_mean(level: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.n
         return np.where((start >= 0) & (n > 0), (sums[b] - sums[a]) / n, np.nan)
 
 
-def _ridge(values: np.ndarray, horizon: int, closed: np.ndarray, first_weekday: int) -> np.ndarray:
+def _ridge(values: np.ndarray, horizon: int, closed_for: ClosedFor, first_weekday: int) -> np.ndarray:
     """Direct multi-step ridge regression fit on `values` (a series' first len(values) days), forecasting `horizon`
     days. Rows are (weekly origin o, target o + k) pairs whose inputs are known at o, weighted by recency."""
     origin = len(values)
     weekday = (first_weekday + np.arange(origin + horizon)) % 7
-    level, log = _level(values, closed[:origin], weekday[:origin])
+    level, log = _level(values, closed_for(origin)[:origin], weekday[:origin])
     yearly = origin >= YEARLY_DAYS
 
     def design(o: int, targets: np.ndarray) -> np.ndarray:
@@ -149,12 +154,27 @@ def _ridge(values: np.ndarray, horizon: int, closed: np.ndarray, first_weekday: 
     return np.clip(np.expm1(predicted) if log else predicted, 0, None)
 
 
-def _as_published(rule, closed: np.ndarray):
+def _as_published(rule, closed_for: ClosedFor):
     """A method as it is published: 0 on the calendar's closed days, never below 0."""
     def published(values: np.ndarray, horizon: int) -> np.ndarray:
         point = np.maximum(np.asarray(rule(values, horizon), dtype=float), 0.0)
-        return np.where(closed[len(values) : len(values) + horizon], 0.0, point)
+        return np.where(closed_for(len(values))[len(values) : len(values) + horizon], 0.0, point)
     return published
+
+
+def _closed_for(y: pd.Series, calendar: TradingCalendar | None, horizon: int) -> ClosedFor:
+    """Closed days as known at an origin: for the whole history the given calendar; for a backtest origin o, the
+    calendar learnt from y[:o] alone (with the same country's holidays), so no origin knows of a closure that only
+    later data revealed. Cached per origin: every method is scored at the same origins."""
+    days = pd.date_range(y.index[0], periods=len(y) + horizon, freq="D")
+
+    @cache
+    def closed_for(n: int) -> np.ndarray:
+        if calendar is None:
+            return np.zeros(n + horizon, dtype=bool)
+        known = calendar if n >= len(y) else learn(y.iloc[:n], calendar.country, horizon)
+        return known.closed(days[: n + horizon])
+    return closed_for
 
 
 def _naive_forecast(y: pd.Series, horizon: int, interval: float) -> pd.DataFrame:
@@ -209,8 +229,8 @@ def forecast_series(
     if short := too_short(len(y), MIN_FORECAST_DAYS, "the forecast"):
         empty = _frame(y.index[-1] if len(y) else pd.Timestamp(0), *([np.zeros(0)] * 3))
         return Forecast(empty, NO_FORECAST, None, short)
-    days = pd.date_range(y.index[0], periods=len(y) + horizon, freq="D")
-    closed = calendar.closed(days) if calendar is not None else np.zeros(len(days), dtype=bool)
+    closed_for = _closed_for(y, calendar, horizon)
+    closed = closed_for(len(y))
     values, first = y.to_numpy(dtype=float), pd.Timestamp(y.index[0])
 
     note = ""
@@ -226,9 +246,9 @@ def forecast_series(
         return Forecast(frame, NAIVE_METHOD, None, note)
 
     rules = dict(baselines.RULES)
-    if len(y) >= MIN_MODEL_DAYS:
-        rules = {MODEL: partial(_ridge, closed=closed, first_weekday=first.day_of_week)} | rules
-    published = {name: _as_published(rule, closed) for name, rule in rules.items()}
+    if backtest.weekly_origins(len(y), horizon, backtest.SCORED_ORIGINS)[0] >= MIN_MODEL_ORIGIN:
+        rules = {MODEL: partial(_ridge, closed_for=closed_for, first_weekday=first.day_of_week)} | rules
+    published = {name: _as_published(rule, closed_for) for name, rule in rules.items()}
     with threadpool_limits(1):  # small fits: a second BLAS thread made ETS 4x slower on 2 cores, never faster
         found = {name: backtest.evaluate(rule, values, first, horizon, interval, forecast=False)
                  for name, rule in published.items()}

@@ -137,6 +137,7 @@ def _rows(segment: str, result: Forecast, generated_at: datetime) -> tuple[list[
         for row in frame.itertuples()
     ]
     scores = result.scores if result.scores is not None else pd.DataFrame()
+    scores = scores.astype(object).where(scores.notna(), None)  # no coverage is NULL, not NaN
     backtest = [
         {**common, **row, "method": METHODS[row["method"]], "reason": result.reason if row["published"] else None}
         for row in scores.to_dict("records")

@@ -177,3 +177,10 @@ def test_a_negative_day_is_flagged_with_its_own_reason() -> None:
     without = found[found["day"] != series["day"].iloc[400]].reset_index(drop=True)
     pd.testing.assert_frame_equal(without, detect_anomalies(clean).query("day != @series.day.iloc[400]")
                                   .reset_index(drop=True))
+
+
+def test_zeros_before_a_segment_first_sells_are_not_an_outage() -> None:
+    series = daily_series(seed=8)
+    series.loc[:59, ["revenue", "orders", "avg_order_value"]] = [0.0, 0.0, np.nan]  # the region opened on day 60
+    found = detect_anomalies(series)
+    assert not found["reason"].str.contains("outage").any()

@@ -147,3 +147,11 @@ def test_a_shutdown_date_seen_only_on_a_closed_weekday_is_learnt():
     assert calendar.reason(date(2025, 12, 29)) == "closed (12-29, every year)"
     # An ordinary Saturday stays a weekday closure, not a date: 2025-06-07 is a Saturday, 2026-06-07 a Sunday.
     assert calendar.reason(date(2026, 6, 7)) is None
+
+
+def test_a_one_off_gap_of_ordinary_days_is_not_learnt_as_a_yearly_closure():
+    revenue = _wholesaler().loc["2024-03-01":"2025-03-01"].copy()
+    revenue.loc["2024-06-10":"2024-06-13"] = 0.0  # Monday to Thursday: an outage, no holiday near
+    calendar = learn(revenue, "GB", horizon_days=120)
+    assert calendar.reason(date(2025, 6, 11)) is None
+    assert calendar.reason(date(2024, 12, 30)) == "closed (12-30, every year)"  # the Christmas shutdown still is

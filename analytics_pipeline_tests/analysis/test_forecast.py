@@ -106,7 +106,7 @@ def test_yearly_seasonality_is_learnt_with_two_years(monkeypatch) -> None:
     def error(yearly_days: int) -> float:
         monkeypatch.setattr(forecasting, "YEARLY_DAYS", yearly_days)
         origins = range(len(values) - 28 - 7 * 11, len(values) - 27, 7)
-        return float(np.mean([np.abs(forecasting._ridge(values[:o], 28, closed, days[0].day_of_week)
+        return float(np.mean([np.abs(forecasting._ridge(values[:o], 28, lambda n: closed, days[0].day_of_week)
                                      - values[o : o + 28]).mean() for o in origins]))
 
     assert error(2 * 364) < 0.95 * error(10**6)
@@ -226,3 +226,19 @@ def test_the_choice_of_method_and_its_reason() -> None:
     assert choose({"ridge model": 100.0, "ETS (weekly)": 85.0}) == ("ETS (weekly)", "lowest backtest MAE")
     # Without the model (a short history) ties go by the order of METHODS.
     assert choose({"ETS (weekly)": 10.0, "mean of 4 weeks": 10.0, "lag 7": 10.0}) == ("lag 7", "lowest backtest MAE")
+
+
+def test_a_backtest_origin_only_knows_the_closures_learnt_before_it() -> None:
+    history = daily_series(days=200, seed=4)
+    calendar = TradingCalendar(closed_dates=frozenset({"05-20"}))  # as if learnt from the whole history
+    closed_for = forecasting._closed_for(history.set_index("day")["revenue"], calendar, 30)
+    may_20 = (pd.Timestamp("2024-05-20") - pd.Timestamp("2024-01-01")).days
+    assert closed_for(200)[may_20]  # the whole history: the given calendar
+    assert not closed_for(126)[may_20]  # an origin before it: learnt from the first 126 days, which never closed
+
+
+def test_the_model_competes_only_when_every_scored_origin_can_fit_it() -> None:
+    short = forecast_series(daily_series(days=forecasting.MIN_MODEL_DAYS - 1), horizon=30)
+    assert "ridge model" not in set(short.scores["method"]) and short.method != MODEL_METHOD
+    enough = forecast_series(daily_series(days=forecasting.MIN_MODEL_DAYS), horizon=30)
+    assert "ridge model" in set(enough.scores["method"])
