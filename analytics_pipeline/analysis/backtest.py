@@ -215,7 +215,7 @@ def evaluate(rule: Rule, values: np.ndarray, first_day: pd.Timestamp, horizon: i
         return Evaluation(overall, by_week, None, None, None, {})
 
     point = np.asarray(rule(values, horizon), dtype=float)
-    days = (first_day.day_of_week + n + np.arange(horizon)) % 7
+    days = weekdays_of(first_day, [n], horizon)[0]
     bounds = calibrated(point, days, n, floor(values))
     totals = total_intervals(point, found.of(calibration_for(origins, n, horizon)), level)
     lower, upper = bounds if bounds is not None else (None, None)
