@@ -5,7 +5,16 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analytics_pipeline.analysis import calendar, completeness
-from analytics_pipeline.analysis.anomalies import MIN_SCORED_DAYS, OUTAGE_DAYS, REL_FLOOR, THRESHOLD, WINDOW_WEEKS, detect_anomalies
+from analytics_pipeline.analysis.anomalies import (
+    LEVEL_DAYS,
+    MIN_SCORED_DAYS,
+    OUTAGE_DAYS,
+    REL_FLOOR,
+    SPREAD_DAYS,
+    THRESHOLD,
+    WINDOW_WEEKS,
+    detect_anomalies,
+)
 from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import markdown, series
@@ -33,10 +42,11 @@ VALUES (:day, :metric, :segment, :actual, :expected, :score, :direction, :reason
     metadata=table_metadata("metric_anomalies"),
     description=(
         "Days whose revenue, orders or average order value break from their recent pattern, overall (segment "
-        "'total') and per region. Each day is scored against the median of the same weekday over the trailing "
-        f"{WINDOW_WEEKS} weeks, on a log scale (retail noise is multiplicative), divided by a robust spread (the "
-        f"weekday's median absolute deviation, the recent residual spread, or a {REL_FLOOR:.0%} floor, whichever is "
-        "largest); "
+        "'total') and per region. Each day's expected value is the recent level (median of the last "
+        f"{LEVEL_DAYS} trading days, weekday effect taken out) times the weekday's usual deviation (median over "
+        f"{WINDOW_WEEKS} weeks), on a log scale (retail noise is multiplicative); the score divides the day's "
+        f"deviation by the detector's own recent error (1.4826 x median |actual - expected| over the last "
+        f"{SPREAD_DAYS} trading days, each expected from earlier days only; at least {REL_FLOOR:.0%}); "
         f"|score| >= {THRESHOLD:g} is flagged as a spike or a drop, with the expected value, the actual value and a "
         "one-line reason. A day the trading calendar says is closed (a weekday it never trades, a public holiday it "
         "closed on before, a date it closes every year; learnt from the revenue) is not an anomaly, trading on one "
