@@ -7,12 +7,14 @@ Postgres, each trial on a fresh partition and an emptied warehouse. See that scr
 
 import pytest
 
+from analytics_pipeline.warehouse import canonical
 from analytics_pipeline_tests.conftest import benchmark_module
 
 ROWS = 100_000
 RANDOM_SEEDS = range(1, 11)  # killed anywhere between 0.5 s and an uncut load's duration
 PROMOTE_SEEDS = range(11, 14)  # killed inside the transactions step (the registry says "staged")
 PROMOTE_ATTEMPTS = 3
+BIG_FILE_SEEDS = range(21, 25)  # the same, loaded as a big file: typed on the way, landed as its own partition
 
 
 kill_trials = benchmark_module("kill_trials")
@@ -49,3 +51,10 @@ def test_a_load_killed_while_promoting_balances_after_its_retry(bench, engine, s
         if result.killed_during == "promote":
             break
     assert results[-1].killed_during == "promote", [_explain(r) for r in results]
+
+
+@pytest.mark.parametrize("seed", BIG_FILE_SEEDS)
+def test_a_big_file_load_killed_at_a_random_point_balances_after_its_retry(bench, engine, seed, monkeypatch):
+    monkeypatch.setenv(canonical.BULK_BYTES_ENV, "0")  # the worker and the retry inherit it
+    result = kill_trials.run_trial(bench, trial=seed, seed=seed)
+    assert result.balanced, _explain(result)

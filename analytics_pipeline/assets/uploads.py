@@ -48,8 +48,11 @@ FROM analytics.raw_uploads WHERE file_key = :key ORDER BY line_number LIMIT 5
     metadata=table_metadata("raw_uploads"),
     description=(
         "One partition per file dropped in the watched folder (key: sanitised file name + content hash). "
-        "Streams the file in bounded memory, maps its header onto the canonical transaction and COPYs every line "
-        "as text into `analytics.raw_uploads`; a file that changed while it was read is not staged (its settled "
+        "Streams the file in bounded memory and maps its header onto the canonical transaction. A small file's "
+        "lines are COPYed as text into `analytics.raw_uploads`; a big file's "
+        f"({canonical.DEFAULT_BULK_BYTES >> 20} MB or more, `{canonical.BULK_BYTES_ENV}`) plain lines are typed "
+        "on the way in (DuckDB, vectorised) into a table of the file's own, and only the lines that need Postgres to "
+        "decide them go to `raw_uploads`. A file that changed while it was read is not staged (its settled "
         "version loads next). A file that cannot be read or mapped, or fails in any other way that is its own "
         "fault, is moved to the quarantine folder with a `.reason.txt`; the partition's `reason` and the "
         "`file_accepted` check show why. A run takes one file or a batch of waiting files (the sensor batches "
@@ -100,13 +103,14 @@ def _stage(context, warehouse: Warehouse, folders: UploadFolders, key: str, uplo
         settings = settings_for(upload.path.name)
         parsed, batches = stream_raw_batches(upload.path, key, settings.columns)
         with warehouse.transaction() as conn:
-            canonical.stage(conn, key, batches)
+            staged = canonical.stage(conn, key, batches, settings if canonical.is_big(upload.size_bytes) else None)
             # Read again after staging: a file still being written has other bytes now, and its staged rows
             # belong to no version of it. The transaction rolls back; the settled file is a new partition.
             if files.content_hash(upload.path) != upload.content_hash:
                 raise files.ChangedWhileLoading(f"{facts['file_name']} changed while it was being loaded")
             registry.staged(
-                conn, facts, str(upload.path), parsed.columns_seen, parsed.mapping.source_columns, parsed.rows_read
+                conn, facts, str(upload.path), parsed.columns_seen, parsed.mapping.source_columns, parsed.rows_read,
+                staged.duplicates if staged.typed else None,
             )
             sample = db.preview(conn, _PREVIEW, {"key": key})
     except files.ChangedWhileLoading as changed:

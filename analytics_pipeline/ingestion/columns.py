@@ -10,6 +10,13 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# Bounds on what a row may hold, so that no accepted value can break a table downstream. The daily tables keep
+# revenue as numeric(18, 2), below 10^16: at 10^12 a line, a day needs 10,000 lines at the limit to reach it. A
+# longer value than 500 characters is no id, name or number (a 10 MB "product" broke daily_product_metrics: a
+# btree entry holds at most 2,704 bytes, and 500 characters are at most 2,000). Rejected, never truncated: a cut
+# value would merge distinct products or ids without anyone knowing.
+MAX_ABS_VALUE = 10**12
+MAX_TEXT_CHARS = 500
 CANONICAL_FIELDS = (
     "transaction_id",
     "order_id",

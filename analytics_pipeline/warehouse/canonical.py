@@ -5,7 +5,10 @@ the same thing and is rejected for the same reason wherever it came from. A sour
 key (a file partition key, or a pull's batch key): promoting a key replaces exactly that key's rows.
 """
 
-from collections.abc import Iterable
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -14,18 +17,22 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from analytics_pipeline.ingestion.columns import CANONICAL_FIELDS
+from analytics_pipeline.ingestion.columns import CANONICAL_FIELDS, MAX_ABS_VALUE, MAX_TEXT_CHARS
+from analytics_pipeline.ingestion.fast_typing import TYPED_COLUMNS, FastTyping, Split
 from analytics_pipeline.ingestion.reader import RAW_COLUMNS, to_csv_bytes
 from analytics_pipeline.ingestion.settings import FileSettings
 from analytics_pipeline.warehouse import db
 
-# Bounds on what a row may hold, so that no accepted value can break a table downstream. The daily tables keep
-# revenue as numeric(18, 2), below 10^16: at 10^12 a line, a day needs 10,000 lines at the limit to reach it. A
-# longer value than 500 characters is no id, name or number (a 10 MB "product" broke daily_product_metrics: a
-# btree entry holds at most 2,704 bytes, and 500 characters are at most 2,000). Rejected, never truncated: a cut
-# value would merge distinct products or ids without anyone knowing.
-MAX_ABS_VALUE = 10**12
-MAX_TEXT_CHARS = 500
+LOADS_SCHEMA = "analytics_loads"
+# Files from this size on are typed on the way in and land as a partition of their own; smaller ones are staged as
+# text and typed in SQL (every line kept in raw_uploads). The variable exists so tests can send any file either way.
+BULK_BYTES_ENV = "ANALYTICS_BULK_LOAD_BYTES"
+DEFAULT_BULK_BYTES = 16 << 20
+
+
+def is_big(size_bytes: int) -> bool:
+    return size_bytes >= int(os.environ.get(BULK_BYTES_ENV, DEFAULT_BULK_BYTES))
+
 _LIMITS = {
     "max_value": MAX_ABS_VALUE,
     "value_range": f"|x| <= {MAX_ABS_VALUE:,}",
@@ -112,7 +119,7 @@ WHERE reason IS NOT NULL
 _LATEST = """
 CREATE TEMP TABLE latest ON COMMIT DROP AS
 SELECT DISTINCT ON (txn_id)
-       txn_id COLLATE "default" AS transaction_id,
+       txn_id AS transaction_id,
        coalesce(nullif(btrim(order_id), ''), txn_id) AS order_id,
        ts AS occurred_at,
        (ts AT TIME ZONE 'UTC')::date AS day,
@@ -133,7 +140,33 @@ ORDER BY txn_id, line_number DESC
 """
 
 _SUPERSEDE = """
-DELETE FROM analytics.transactions AS t USING latest WHERE t.transaction_id = latest.transaction_id
+DELETE FROM analytics.transactions AS t USING {table} AS new WHERE t.transaction_id = new.transaction_id
+"""
+
+# Loads take this lock from the moment they remove the ids they bring from other sources until they commit, so two
+# loads of the same transaction_id cannot both land (nothing else keeps an id unique across partitions).
+_LAND_LOCK = "SELECT pg_advisory_xact_lock(hashtext('analytics.transactions'))"
+
+# The rows of a big file that Postgres typed (the rest were typed on the way in): all of them, duplicates too; the
+# duplicates go in one pass over the file's whole table.
+_TYPED_HERE = """
+INSERT INTO {table}
+SELECT txn_id, coalesce(nullif(btrim(order_id), ''), txn_id), ts, (ts AT TIME ZONE 'UTC')::date,
+       nullif(btrim(customer_id), ''), nullif(btrim(company), ''), nullif(btrim(region), ''),
+       nullif(btrim(product), ''), qty, coalesce(price, total / nullif(qty, 0)), coalesce(total, qty * price),
+       nullif(btrim(currency), ''), coalesce(btrim(order_id) ~ :cancellation_pattern, false), file_key, line_number
+FROM parsed
+WHERE reason IS NULL
+"""
+
+# Within a file the last copy of a transaction_id wins. Staging dropped the earlier copies among the rows it typed;
+# what is left to look at are the ids of the rows Postgres typed (a few), through the file table's id index.
+_DROP_DUPLICATES = """
+DELETE FROM {table} AS t
+USING (SELECT transaction_id, max(source_line) AS kept FROM {table}
+       WHERE transaction_id IN (SELECT txn_id FROM parsed WHERE reason IS NULL)
+       GROUP BY transaction_id HAVING count(*) > 1) AS d
+WHERE t.transaction_id = d.transaction_id AND t.source_line < d.kept
 """
 
 _LOAD = """
@@ -173,6 +206,7 @@ class LoadSummary:
     last_day: date | None
     reasons: pd.DataFrame
     over_rejected_share: bool = False  # nothing was loaded: too many rows were bad
+    rows_typed_on_the_way: int = 0  # a big file's plain rows, typed before Postgres (never in raw_uploads)
     preview: dg.MetadataValue = dg.MetadataValue.md("(no rows)")
 
     @property
@@ -196,6 +230,7 @@ class LoadSummary:
             "rows_read": self.rows_read,
             "rows_rejected": self.rows_rejected,
             "duplicate_rows": self.duplicate_rows,
+            "rows_typed_on_the_way": self.rows_typed_on_the_way,
             "first_day": str(self.first_day) if self.first_day else "",
             "last_day": str(self.last_day) if self.last_day else "",
             "rejection_reasons": dg.MetadataValue.md(
@@ -204,21 +239,98 @@ class LoadSummary:
         }
 
 
-def stage(conn: sa.Connection, key: str, batches: Iterable[pa.Table]) -> None:
-    """Replace the raw rows of ``key`` with ``batches`` (canonical text columns, see reader.RAW_COLUMNS)."""
+@dataclass(frozen=True)
+class Staged:
+    """What staging a big file typed on the way in: rows, and the earlier copies of repeated ids it dropped."""
+
+    typed: int = 0
+    duplicates: int = 0
+
+
+def file_table(key: str, staging: bool = False) -> str:
+    """The table of a big file's rows: ``staging`` while it is being loaded, then its partition of transactions."""
+    digest = hashlib.md5(key.encode()).hexdigest()[:24]
+    return f"{LOADS_SCHEMA}.{'staged' if staging else 'file'}_{digest}"
+
+
+def stage(
+    conn: sa.Connection, key: str, batches: Iterable[pa.Table], settings: FileSettings | None = None
+) -> Staged:
+    """Stage the rows of ``key`` (canonical text columns, see reader.RAW_COLUMNS), replacing any staged before.
+
+    With ``settings`` (a big file) the plain rows are typed on the way in (ingestion/fast_typing.py) into the file's
+    own table, and only the others are kept as text in raw_uploads; without, every row is kept as text.
+    """
+    discard(conn, key)
+    staged = file_table(key, staging=True)
+    if settings is None:
+        for batch in batches:
+            db.copy_csv(conn, "raw_uploads", RAW_COLUMNS, to_csv_bytes(batch))
+        return Staged()
+    # Created in the transaction that fills it: with wal_level=minimal the COPY then writes no WAL.
+    conn.exec_driver_sql(f"CREATE TABLE {staged} (LIKE analytics.transactions INCLUDING DEFAULTS)")
+    conn.exec_driver_sql(f"ALTER TABLE {staged} ALTER COLUMN source SET DEFAULT '{_quoted(key)}'")
+    conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")  # the typed timestamps are UTC
+    typing = FastTyping(settings)
+    typed = 0
+    try:
+        for split in _pipelined(typing, batches):
+            if split.typed.num_rows:
+                typed += db.copy_csv(conn, staged, TYPED_COLUMNS, to_csv_bytes(split.typed))
+            if split.rest.num_rows:
+                db.copy_csv(conn, "raw_uploads", RAW_COLUMNS, to_csv_bytes(split.rest))
+        # Within a file the last copy of a transaction_id wins; the few earlier copies go in one pass.
+        earlier = typing.duplicate_lines()
+    finally:
+        typing.close()
+    if earlier:
+        conn.execute(  # a join: a list of literals inline would be compared with each row in turn
+            sa.text(f"DELETE FROM {staged} AS t USING unnest(CAST(:lines AS bigint[])) AS d (line) "
+                    "WHERE t.source_line = d.line"),
+            {"lines": earlier},
+        )
+    return Staged(typed=typed, duplicates=len(earlier))
+
+
+def _pipelined(typing: FastTyping, batches: Iterable[pa.Table]) -> Iterator[Split]:
+    """Read and type the next batch on a second thread while Postgres copies this one: both cores work."""
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        batches = iter(batches)
+        pending = worker.submit(_next_split, typing, batches)
+        while (split := pending.result()) is not None:
+            pending = worker.submit(_next_split, typing, batches)
+            yield split
+
+
+def _next_split(typing: FastTyping, batches: Iterator[pa.Table]) -> Split | None:
+    batch = next(batches, None)
+    return None if batch is None else typing.split(batch)
+
+
+def discard(conn: sa.Connection, key: str) -> None:
+    """Forget what was staged for ``key`` (its text rows and a big file's table); what it loaded stays."""
     conn.execute(sa.text("DELETE FROM analytics.raw_uploads WHERE file_key = :key"), {"key": key})
-    for batch in batches:
-        db.copy_csv(conn, "raw_uploads", RAW_COLUMNS, to_csv_bytes(batch))
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {file_table(key, staging=True)}")
 
 
-def promote(conn: sa.Connection, key: str, settings: FileSettings = FileSettings()) -> LoadSummary:
+def remove(conn: sa.Connection, key: str) -> None:
+    """Remove every transaction of ``key``: its partition if it has one, its rows in the shared one."""
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {file_table(key)}")
+    conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :key"), {"key": key})
+
+
+def promote(
+    conn: sa.Connection, key: str, settings: FileSettings = FileSettings(), staged_duplicates: int | None = None
+) -> LoadSummary:
     """Type the staged rows of ``key`` into transactions and rejected_rows, replacing what ``key`` loaded before.
 
     When more than ``settings.max_rejected_share`` of the rows are bad, only the rejections are written.
+    ``staged_duplicates``: the earlier copies of repeated ids that staging a big file dropped from the file's table.
     """
     params = {"file_key": key}
+    staged = file_table(key, staging=True)
+    big = conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": staged}).scalar_one()
     conn.execute(sa.text(_SESSION), {"timezone": settings.timezone, "day_first": settings.day_first})
-    conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :file_key"), params)
     conn.execute(sa.text("DELETE FROM analytics.rejected_rows WHERE file_key = :file_key"), params)
     bounds = {
         "min_date": settings.min_date,
@@ -229,19 +341,42 @@ def promote(conn: sa.Connection, key: str, settings: FileSettings = FileSettings
     conn.execute(sa.text(_PARSE), params | _LIMITS | bounds)
     conn.execute(sa.text(_REJECT))
     summary = dict(conn.execute(sa.text(_SUMMARY)).mappings().one())
+    if big:  # the rows typed on the way in count as read and valid
+        kept, first, last = conn.execute(sa.text(f"SELECT count(*), min(day), max(day) FROM {staged}")).one()
+        typed_on_the_way = kept + (staged_duplicates or 0)
+        summary["rows_read"] += typed_on_the_way
+        summary["rows_valid"] += typed_on_the_way
+        days = [d for d in (summary["first_day"], summary["last_day"], first, last) if d]
+        summary["first_day"], summary["last_day"] = (min(days), max(days)) if days else (None, None)
     reasons = db.fetch_frame(conn, _TOP_REASONS)
     valid = summary.pop("rows_valid")
     # Decided before anything reaches transactions: superseding would already have removed other sources' rows.
     refused = summary["rows_read"] > 0 and summary["rows_rejected"] / summary["rows_read"] > settings.max_rejected_share
     loaded = 0
-    if not refused:
+    cancellation = {"cancellation_pattern": settings.cancellation_pattern}
+    if refused:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {staged}")
+    elif big:
+        conn.execute(sa.text(_TYPED_HERE.format(table=staged)), cancellation)
+        # Built once, sorted in memory, before anything asks for it: de-duplicating and superseding both use it.
+        conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+        conn.exec_driver_sql(f"CREATE INDEX ON {staged} (transaction_id)")
+        conn.exec_driver_sql(f"ANALYZE {staged}")
+        duplicates = conn.execute(sa.text(_DROP_DUPLICATES.format(table=staged))).rowcount
+        loaded = valid - (staged_duplicates or 0) - duplicates
+        _land(conn, key, staged)
+    else:
         # One row per distinct transaction_id is written, so the statement's row count is the loaded count and
         # the valid rows beyond it are duplicates: no second pass over the ids to count them.
-        conn.execute(sa.text(_LATEST), {"cancellation_pattern": settings.cancellation_pattern})
+        conn.execute(sa.text(_LATEST), cancellation)
         conn.exec_driver_sql("ANALYZE latest")  # the planner's choice between index probes and a hash join
-        conn.execute(sa.text(_SUPERSEDE))
+        conn.exec_driver_sql(_LAND_LOCK)
+        remove(conn, key)
+        conn.execute(sa.text(_SUPERSEDE.format(table="latest")))
         loaded = conn.execute(sa.text(_LOAD)).rowcount
         conn.exec_driver_sql("DROP TABLE latest")
+    if refused:
+        remove(conn, key)
     conn.exec_driver_sql("DROP TABLE parsed")
     sample = db.preview(conn, _PREVIEW, params) if loaded else dg.MetadataValue.md("(no rows)")
     if refused:  # the days of rows that were not loaded are nobody's to refresh
@@ -250,7 +385,26 @@ def promote(conn: sa.Connection, key: str, settings: FileSettings = FileSettings
         preview=sample,
         **summary,
         rows_loaded=loaded,
+        rows_typed_on_the_way=typed_on_the_way if big else 0,
         duplicate_rows=valid - loaded if not refused else 0,
         reasons=reasons,
         over_rejected_share=refused,
     )
+
+
+def _land(conn: sa.Connection, key: str, staged: str) -> None:
+    """Index the file's table, take its ids from every other source, and attach it as the file's partition."""
+    conn.exec_driver_sql(f"CREATE INDEX ON {staged} (day)")
+    conn.exec_driver_sql(_LAND_LOCK)
+    remove(conn, key)
+    conn.execute(sa.text(_SUPERSEDE.format(table=staged)))
+    partition = file_table(key)
+    conn.exec_driver_sql(f"ALTER TABLE {staged} RENAME TO {partition.split('.')[1]}")
+    conn.execute(
+        sa.text(f"ALTER TABLE analytics.transactions ATTACH PARTITION {partition} FOR VALUES IN ('{_quoted(key)}')")
+    )
+
+
+def _quoted(key: str) -> str:
+    """A file key as a SQL literal's body (DDL takes no parameters); keys are sanitised names, but quotes double."""
+    return key.replace("'", "''")

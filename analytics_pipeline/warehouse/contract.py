@@ -8,7 +8,7 @@ import dagster as dg
 
 from analytics_pipeline.warehouse.db import SCHEMA
 
-_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS analytics\.(\w+) \((.*?)\n\);", re.S)
+_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS analytics\.(\w+) \((.*?)\n\)(?: PARTITION BY [^;]*)?;", re.S)
 _COLUMN = re.compile(r"^\s{4}(\w+)\s+([a-z]+(?: precision)?(?:\(\d+, \d+\))?(?:\[\])?)(.*?),?$")
 
 

@@ -69,10 +69,11 @@ def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
 def copy_csv(conn: sa.Connection, table: str, columns: list[str], csv_stream: IO[bytes]) -> int:
     """Bulk-load CSV (with a header line) through COPY, the fastest way into Postgres; returns rows loaded."""
     column_list = ", ".join(columns)
+    qualified = table if "." in table else f"{SCHEMA}.{table}"
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.copy_expert(
-            f"COPY {SCHEMA}.{table} ({column_list}) FROM STDIN WITH (FORMAT csv, HEADER true)", csv_stream
+            f"COPY {qualified} ({column_list}) FROM STDIN WITH (FORMAT csv, HEADER true)", csv_stream
         )
         return cursor.rowcount
     finally:

@@ -15,6 +15,8 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
+from analytics_pipeline.warehouse import canonical
+
 
 class FileStatus(StrEnum):
     STAGED = "staged"  # its rows are in raw_uploads; the file is still in the watched folder
@@ -26,13 +28,13 @@ class FileStatus(StrEnum):
 _UPSERT = """
 INSERT INTO analytics.ingested_files
     (file_key, file_name, content_hash, size_bytes, path, status, columns_seen, column_mapping, rows_read,
-     reason, run_id, received_at)
+     duplicate_rows, reason, run_id, received_at)
 VALUES (:file_key, :file_name, :content_hash, :size_bytes, :path, :status, :columns_seen,
-        CAST(:column_mapping AS jsonb), :rows_read, :reason, :run_id, now())
+        CAST(:column_mapping AS jsonb), :rows_read, :duplicate_rows, :reason, :run_id, now())
 ON CONFLICT (file_key) DO UPDATE SET
     path = EXCLUDED.path, status = EXCLUDED.status, columns_seen = EXCLUDED.columns_seen,
     column_mapping = EXCLUDED.column_mapping, rows_read = EXCLUDED.rows_read, reason = EXCLUDED.reason,
-    run_id = EXCLUDED.run_id, rows_loaded = NULL, rows_rejected = NULL, duplicate_rows = NULL,
+    run_id = EXCLUDED.run_id, rows_loaded = NULL, rows_rejected = NULL, duplicate_rows = EXCLUDED.duplicate_rows,
     first_day = NULL, last_day = NULL, loaded_at = NULL
 """
 
@@ -46,7 +48,8 @@ WHERE file_key = :file_key
 _REPLACED = "UPDATE analytics.ingested_files SET status = :status, reason = :reason WHERE file_key = :file_key"
 
 _FILE = """
-SELECT file_name, path, status, received_at, rows_read FROM analytics.ingested_files WHERE file_key = :file_key
+SELECT file_name, path, status, received_at, rows_read, duplicate_rows FROM analytics.ingested_files
+WHERE file_key = :file_key
 """
 
 # Versions of the same file name that hold rows now: a newer one replaces an older one's, whatever order runs happen in.
@@ -63,22 +66,27 @@ SELECT content_hash, file_key FROM analytics.ingested_files WHERE content_hash =
 """
 
 
-def staged(conn: sa.Connection, facts: dict, path: str, columns_seen: list[str], mapping: dict, rows_read: int) -> None:
-    """The file's rows are in raw_uploads. `facts`: file_key, file_name, content_hash, size_bytes, run_id."""
+def staged(
+    conn: sa.Connection, facts: dict, path: str, columns_seen: list[str], mapping: dict, rows_read: int,
+    duplicate_rows: int | None = None,
+) -> None:
+    """The file's rows are staged (canonical.stage). `facts`: file_key, file_name, content_hash, size_bytes, run_id.
+    `duplicate_rows`: for a big file, the earlier copies of repeated ids that staging already dropped."""
     conn.execute(
         sa.text(_UPSERT),
         {**facts, "path": path, "status": FileStatus.STAGED, "columns_seen": columns_seen,
-         "column_mapping": json.dumps(mapping), "rows_read": rows_read, "reason": None},
+         "column_mapping": json.dumps(mapping), "rows_read": rows_read, "duplicate_rows": duplicate_rows,
+         "reason": None},
     )
 
 
 def quarantined(conn: sa.Connection, facts: dict, path: str, reason: str) -> None:
     """Nothing of the file is loaded (its staged rows go too); it belongs at `path` in the quarantine folder."""
-    conn.execute(sa.text("DELETE FROM analytics.raw_uploads WHERE file_key = :key"), {"key": facts["file_key"]})
+    canonical.discard(conn, facts["file_key"])
     conn.execute(
         sa.text(_UPSERT),
         {**facts, "path": path, "status": FileStatus.QUARANTINED, "columns_seen": None, "column_mapping": None,
-         "rows_read": 0, "reason": reason},
+         "rows_read": 0, "duplicate_rows": None, "reason": reason},
     )
 
 
@@ -89,7 +97,7 @@ def promoted(conn: sa.Connection, key: str, status: FileStatus, path: str, reaso
 
 def replaced(conn: sa.Connection, key: str, reason: str) -> None:
     """A newer version of the name holds the rows now: this version's transactions go."""
-    conn.execute(sa.text("DELETE FROM analytics.transactions WHERE source = :key"), {"key": key})
+    canonical.remove(conn, key)
     conn.execute(sa.text(_REPLACED), {"file_key": key, "status": FileStatus.REPLACED, "reason": reason})
 
 

@@ -121,8 +121,26 @@ CREATE TABLE IF NOT EXISTS analytics.raw_uploads (
 );
 CREATE INDEX IF NOT EXISTS raw_uploads_file_key ON analytics.raw_uploads (file_key);
 
+-- transactions is partitioned by source. A big file's rows are typed into a table of their own, which gets its
+-- indexes after the load and is then attached as that file's partition (warehouse/canonical.py): building an index
+-- once costs a fraction of maintaining it row by row, and replacing a version is dropping its table. Small loads
+-- (a small file, a database or API pull) go to the shared DEFAULT partition. A transaction_id appears once across
+-- all partitions: each load removes the ids it brings from the others, under a lock, before it lands.
+-- Before partitioning, transactions was a plain table: it becomes the shared partition, rows and indexes kept.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass('analytics.transactions') AND relkind = 'r') THEN
+        ALTER TABLE analytics.transactions RENAME TO transactions_shared;
+        ALTER INDEX IF EXISTS analytics.transactions_day RENAME TO transactions_shared_day;
+        ALTER INDEX IF EXISTS analytics.transactions_source RENAME TO transactions_shared_source;
+        ALTER TABLE analytics.transactions_shared ALTER COLUMN transaction_id TYPE text COLLATE "C";
+    END IF;
+END $$;
+
+CREATE SCHEMA IF NOT EXISTS analytics_loads;  -- the per-file partitions and the tables being loaded into them
+
 CREATE TABLE IF NOT EXISTS analytics.transactions (
-    transaction_id  text PRIMARY KEY,
+    transaction_id  text COLLATE "C" NOT NULL,  -- ids are compared, never sorted for people: byte order, 3x faster
     order_id        text NOT NULL,
     occurred_at     timestamptz NOT NULL,
     day             date NOT NULL,
@@ -137,9 +155,18 @@ CREATE TABLE IF NOT EXISTS analytics.transactions (
     is_cancellation boolean NOT NULL DEFAULT false,
     source          text NOT NULL,
     source_line     bigint NOT NULL
-);
+) PARTITION BY LIST (source);
+DO $$
+BEGIN
+    IF to_regclass('analytics.transactions_shared') IS NULL THEN
+        CREATE TABLE analytics.transactions_shared PARTITION OF analytics.transactions DEFAULT;
+    ELSIF NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = 'analytics.transactions_shared'::regclass) THEN
+        ALTER TABLE analytics.transactions ATTACH PARTITION analytics.transactions_shared DEFAULT;
+    END IF;
+END $$;
+CREATE INDEX IF NOT EXISTS transactions_id ON analytics.transactions (transaction_id);
 CREATE INDEX IF NOT EXISTS transactions_day ON analytics.transactions (day);
-CREATE INDEX IF NOT EXISTS transactions_source ON analytics.transactions (source);
+CREATE INDEX IF NOT EXISTS transactions_shared_source ON analytics.transactions_shared (source);
 
 CREATE TABLE IF NOT EXISTS analytics.rejected_rows (
     file_key    text NOT NULL,
