@@ -187,8 +187,8 @@ FROM parsed
 
 _PREVIEW = """
 SELECT transaction_id, order_id, occurred_at, region, product, quantity, unit_price, amount, is_cancellation
-FROM analytics.transactions WHERE source = :file_key ORDER BY occurred_at LIMIT 5
-"""
+FROM analytics.transactions WHERE source = :file_key ORDER BY day, occurred_at LIMIT 5
+"""  # day first: the day index then finds the first rows of a big file without sorting all of them
 
 _TOP_REASONS = """
 SELECT reason, count(*) AS rows FROM parsed WHERE reason IS NOT NULL GROUP BY reason ORDER BY rows DESC, reason LIMIT 10
@@ -361,6 +361,7 @@ def promote(
         # Built once, sorted in memory, before anything asks for it: de-duplicating and superseding both use it.
         conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
         conn.exec_driver_sql(f"CREATE INDEX ON {staged} (transaction_id)")
+        conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")  # enough to plan two joins; 10x quicker
         conn.exec_driver_sql(f"ANALYZE {staged}")
         duplicates = conn.execute(sa.text(_DROP_DUPLICATES.format(table=staged))).rowcount
         loaded = valid - (staged_duplicates or 0) - duplicates
