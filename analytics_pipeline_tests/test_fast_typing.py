@@ -47,7 +47,7 @@ def test_a_plain_row_is_typed_as_sql_types_it():
         "product": None,
         "quantity": "6",
         "unit_price": "2.55",
-        "amount": "15.3",
+        "amount": "15.30",  # at the scale Postgres gives quantity * unit_price
         "currency": None,
         "is_cancellation": False,
         "source_line": 2,
@@ -107,10 +107,11 @@ def test_amounts_quantities_and_cancellations():
         PLAIN | {"quantity": None, "amount": " 7.10 "},
         PLAIN | {"order_id": None, "quantity": "3", "unit_price": "0.125"},
     )
+    # A derived amount has the batch's scale: the most decimals of a quantity plus the most of a unit price (3).
     assert [(t["quantity"], t["amount"], t["is_cancellation"]) for t in typed] == [
-        ("0", "0", False),
-        ("-1", "-27.5", True),
-        ("1", "7.10", False),
+        ("0", "0.000", False),
+        ("-1", "-27.500", True),
+        ("1", "7.10", False),  # given: kept as written
         ("3", "0.375", False),
     ]
     assert typed[3]["order_id"] == typed[3]["transaction_id"]  # no order id: the line is its own order

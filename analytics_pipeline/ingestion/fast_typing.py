@@ -100,14 +100,22 @@ def _query(settings: FileSettings, zone_less_ok: bool) -> str:
            nullif(btrim(product, ' '), '') AS product,
            coalesce(btrim(quantity, ' '), '1') AS quantity,
            btrim(unit_price, ' ') AS unit_price,
-           CASE WHEN derived_amount = 0 THEN '0'  -- the product without DECIMAL(38, 12)'s trailing zeros
-                ELSE coalesce(rtrim(rtrim(CAST(derived_amount AS VARCHAR), '0'), '.'), btrim(amount, ' ')) END AS amount,
+           -- the product at the scale of its factors' decimals, as Postgres writes quantity * unit_price
+           coalesce(CAST(CAST(derived_amount AS DECIMAL(38, {_SCALE})) AS VARCHAR), btrim(amount, ' ')) AS amount,
            nullif(btrim(currency, ' '), '') AS currency,
            coalesce(regexp_matches(btrim(order_id, ' '), $cancellation), false) AS is_cancellation,
            line_number AS source_line
     FROM flagged
     """
 
+
+_DECIMALS = 6  # of each factor of a derived amount (_NUMBER)
+_SCALE = "__product_scale__"  # in the query, replaced by each batch's
+_SCALES = """
+SELECT max(length(split_part(btrim(coalesce(quantity, ''), ' '), '.', 2)))
+       + max(length(split_part(btrim(unit_price, ' '), '.', 2)))
+FROM batch
+"""
 
 _EARLIER_COPIES = """
 SELECT source_line FROM seen
@@ -144,12 +152,17 @@ class FastTyping:
             "max_value": MAX_ABS_VALUE,
         }
 
+    def _sql(self, batch: pa.Table) -> str:
+        """The query for this batch: a product's scale is the sum of its factors' decimals, the most in the batch."""
+        [(scale,)] = self.connection.execute(_SCALES).fetchall()
+        return self.sql.replace(_SCALE, str(min(scale or 0, 2 * _DECIMALS)))
+
     def split(self, batch: pa.Table) -> Split:
         if not self.enabled or batch.num_rows == 0:
             return Split(typed=_empty_typed(), rest=batch)
         self.connection.register("batch", batch)
         try:
-            result = self.connection.sql(self.sql, params=self.params).to_arrow_table()
+            result = self.connection.sql(self._sql(batch), params=self.params).to_arrow_table()
         finally:
             self.connection.unregister("batch")
         plain = result.column("plain")

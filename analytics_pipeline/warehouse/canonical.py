@@ -293,18 +293,22 @@ def stage(
 
 
 def _pipelined(typing: FastTyping, batches: Iterable[pa.Table]) -> Iterator[Split]:
-    """Read and type the next batch on a second thread while Postgres copies this one: both cores work."""
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        batches = iter(batches)
-        pending = worker.submit(_next_split, typing, batches)
-        while (split := pending.result()) is not None:
-            pending = worker.submit(_next_split, typing, batches)
-            yield split
-
-
-def _next_split(typing: FastTyping, batches: Iterator[pa.Table]) -> Split | None:
-    batch = next(batches, None)
-    return None if batch is None else typing.split(batch)
+    """Read batch n+2 and type batch n+1 on two threads while Postgres copies batch n: pyarrow, DuckDB and the COPY
+    each let go of the GIL, so both cores work."""
+    batches = iter(batches)
+    with ThreadPoolExecutor(max_workers=1) as reading, ThreadPoolExecutor(max_workers=1) as splitting:
+        read = reading.submit(next, batches, None)
+        pending = None
+        while True:
+            batch = read.result()
+            if batch is not None:
+                read = reading.submit(next, batches, None)
+            following = splitting.submit(typing.split, batch) if batch is not None else None
+            if pending is not None:
+                yield pending.result()
+            if following is None:
+                return
+            pending = following
 
 
 def discard(conn: sa.Connection, key: str) -> None:
