@@ -110,7 +110,7 @@ def _query(settings: FileSettings, zone_less_ok: bool) -> str:
 
 
 _DECIMALS = 6  # of each factor of a derived amount (_NUMBER)
-_SCALE = "__product_scale__"  # in the query, replaced by each batch's
+_SCALE = "__product_scale__"  # in the query, replaced by each batch's scale (DuckDB casts take no parameter)
 _SCALES = """
 SELECT max(length(split_part(btrim(coalesce(quantity, ''), ' '), '.', 2)))
        + max(length(split_part(btrim(unit_price, ' '), '.', 2)))
@@ -127,7 +127,6 @@ class FastTyping:
     """One file's fast path: a DuckDB connection and the file's settings, applied batch after batch."""
 
     def __init__(self, settings: FileSettings):
-        self.settings = settings
         # The ids of a 5M-line file take about 300 MB here; past the limit DuckDB spills to its temp directory.
         self.spill = tempfile.mkdtemp(prefix="analytics-duckdb-")
         self.connection = duckdb.connect(
@@ -152,8 +151,8 @@ class FastTyping:
             "max_value": MAX_ABS_VALUE,
         }
 
-    def _sql(self, batch: pa.Table) -> str:
-        """The query for this batch: a product's scale is the sum of its factors' decimals, the most in the batch."""
+    def _sql(self) -> str:
+        """The query for the registered batch: a product's scale is the sum of its factors' decimals, the most in the batch."""
         [(scale,)] = self.connection.execute(_SCALES).fetchall()
         return self.sql.replace(_SCALE, str(min(scale or 0, 2 * _DECIMALS)))
 
@@ -162,7 +161,7 @@ class FastTyping:
             return Split(typed=_empty_typed(), rest=batch)
         self.connection.register("batch", batch)
         try:
-            result = self.connection.sql(self._sql(batch), params=self.params).to_arrow_table()
+            result = self.connection.sql(self._sql(), params=self.params).to_arrow_table()
         finally:
             self.connection.unregister("batch")
         plain = result.column("plain")
