@@ -153,6 +153,16 @@ def refresh_days(instance: dg.DagsterInstance, start: str, end: str, selection: 
     return result
 
 
+def materializations(result: dg.ExecuteInProcessResult, asset: str) -> list[dg.AssetMaterialization]:
+    """One asset's materialisations in a run, by asset key: the four daily tables are one multi-asset step
+    (daily_tables), so asset_materializations_for_node, which takes a step's node name, does not find them."""
+    return [
+        event.materialization
+        for event in result.get_asset_materialization_events()
+        if event.materialization.asset_key == dg.AssetKey(asset)
+    ]
+
+
 def benchmark_module(name: str):
     """A script of benchmarks/ imported as a module, as when it runs as a script (benchmarks/ on sys.path, for the
     scripts it imports beside it), for the tests that run a smaller version of what it measures."""

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from analytics_pipeline.assets.transactions import transactions
 from analytics_pipeline.assets.uploads import ACCEPTED_CHECK, raw_uploads
-from analytics_pipeline_tests.conftest import drop_samples, load_uploads, refresh_days, resources
+from analytics_pipeline_tests.conftest import drop_samples, load_uploads, materializations, refresh_days, resources
 
 DAILY = ["daily_metrics", "daily_region_metrics", "daily_product_metrics", "daily_company_metrics"]
 
@@ -107,5 +107,5 @@ def test_every_load_and_daily_materialisation_shows_a_preview(instance, folders,
         table = loaded.asset_materializations_for_node(node)[0].metadata["preview"].value
         assert "P1" in table and "order_id" in table
     refreshed = refresh_days(instance, "2026-03-02", "2026-03-02", selection=DAILY)
-    table = refreshed.asset_materializations_for_node("daily_region_metrics")[0].metadata["preview"].value
+    table = materializations(refreshed, "daily_region_metrics")[0].metadata["preview"].value
     assert "France" in table and "20" in table

@@ -11,7 +11,14 @@ import sqlalchemy as sa
 
 from analytics_pipeline.analysis.forecast import HORIZON_DAYS
 from analytics_pipeline_tests import expected
-from analytics_pipeline_tests.conftest import SAMPLE_FILES, drop_samples, emptied_warehouse, load_uploads, refresh_days
+from analytics_pipeline_tests.conftest import (
+    SAMPLE_FILES,
+    drop_samples,
+    emptied_warehouse,
+    load_uploads,
+    materializations,
+    refresh_days,
+)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +175,27 @@ def test_daily_checks_ran_and_passed(loaded):
     assert totals.metadata["transactions"].value == pytest.approx(loaded["truth"]["amount"].sum(), abs=0.01)
 
 
+def test_a_run_of_daily_checks_alone_checks_the_tables_as_they_are(loaded):
+    """The four tables are one subsettable step: a run that selects only a table's check (the UI's "Execute" on a
+    check, a run without partitions) checks the rows already there, writes nothing and reports no materialisation."""
+    from analytics_pipeline.assets.metrics import RECONCILED_CHECK, daily_tables
+    from analytics_pipeline.definitions import defs
+
+    check = dg.AssetCheckKey(dg.AssetKey("daily_product_metrics"), RECONCILED_CHECK)
+    job = dg.define_asset_job("product_revenue_check", selection=dg.AssetSelection.checks(check))
+    checks_only = dg.Definitions(assets=[daily_tables], jobs=[job], resources=defs.resources)
+    held = sa.text("SELECT count(*), sum(revenue) FROM analytics.daily_product_metrics")
+    with loaded["engine"].connect() as conn:
+        before = conn.execute(held).one()
+    result = checks_only.resolve_job_def("product_revenue_check").execute_in_process(instance=loaded["instance"])
+    [evaluation] = result.get_asset_check_evaluations()
+    assert (evaluation.asset_key, evaluation.check_name, evaluation.passed) == (check.asset_key, check.name, True)
+    assert evaluation.metadata["transactions"].value == pytest.approx(loaded["truth"]["amount"].sum(), abs=0.01)
+    assert result.get_asset_materialization_events() == []
+    with loaded["engine"].connect() as conn:
+        assert conn.execute(held).one() == before
+
+
 def test_daily_row_counts_are_per_month_only_when_a_run_covers_one_month(loaded):
     """A range run's totals are copied onto every partition it covers: they are named as the range's, not a month's."""
     truth, engine = loaded["truth"], loaded["engine"]
@@ -177,7 +205,7 @@ def test_daily_row_counts_are_per_month_only_when_a_run_covers_one_month(loaded)
     with engine.connect() as conn:
         held = conn.execute(sa.text("SELECT count(*) FROM analytics.daily_region_metrics")).scalar_one()
         revenue = float(conn.execute(sa.text("SELECT sum(revenue) FROM analytics.daily_region_metrics")).scalar_one())
-    ranged = loaded["result"].asset_materializations_for_node("daily_region_metrics")
+    ranged = materializations(loaded["result"], "daily_region_metrics")
     months = pd.period_range(start, end, freq="M").strftime("%Y-%m").tolist()
     assert sorted(m.partition for m in ranged) == months  # one materialisation per month, all the same metadata
     for materialization in ranged:
@@ -194,7 +222,15 @@ def test_daily_row_counts_are_per_month_only_when_a_run_covers_one_month(loaded)
             {"first": end.replace(day=1)},
         ).scalar_one()
     single = refresh_days(loaded["instance"], day, day, selection=["daily_region_metrics"])
-    [materialization] = single.asset_materializations_for_node("daily_region_metrics")
-    assert materialization.partition == months[-1]
-    assert materialization.metadata["dagster/row_count"].value == materialization.metadata["rows_in_range"].value
-    assert materialization.metadata["dagster/row_count"].value == in_month > 0
+    # The schedule's run names one partition, not a range: the same month, the same rows.
+    from analytics_pipeline.definitions import defs
+
+    scheduled = defs.resolve_job_def("daily_refresh_job").execute_in_process(
+        instance=loaded["instance"], partition_key=months[-1], asset_selection=[dg.AssetKey("daily_region_metrics")]
+    )
+    for run in (single, scheduled):
+        [materialization] = materializations(run, "daily_region_metrics")
+        assert materialization.partition == months[-1]
+        assert materialization.metadata["first_day"].value == str(end.replace(day=1))
+        assert materialization.metadata["dagster/row_count"].value == materialization.metadata["rows_in_range"].value
+        assert materialization.metadata["dagster/row_count"].value == in_month > 0

@@ -67,7 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analytics_pipeline_tests.stack import free_port, wait_for  # noqa: E402
 
 ANALYTICS = str(Path(sys.executable).parent / "analytics")
-DAILY_STEPS = ("daily_metrics", "daily_region_metrics", "daily_product_metrics", "daily_company_metrics")
+DAILY_STEPS = ("daily_tables",)  # the four daily tables are one multi-asset step
 ANALYTICS_STEPS = ("revenue_forecast", "metric_anomalies", "insights", "revenue_chart")
 STOP_SECONDS = 30
 MiB = 1 << 20
