@@ -110,6 +110,23 @@ class Stack:
         )
         return data["runsOrError"]["results"]
 
+    def run_errors(self, run_id: str) -> list[str]:
+        """The error-level messages of one run, with the error each failure event carries, so that a test which
+        finds a run failed can say why (the run's event log is gone once the test's data directory is)."""
+        data = self.graphql(
+            "query($id: ID!) { runOrError(runId: $id) { ... on Run { eventConnection(afterCursor: null) { events { "
+            "__typename ... on MessageEvent { message level } "
+            "... on ExecutionStepFailureEvent { error { message } } ... on RunFailureEvent { pipelineFailureError: "
+            "error { message } } ... on EngineEvent { engineError: error { message } } } } } } }",
+            {"id": run_id},
+        )
+        errors = []
+        for event in data["runOrError"]["eventConnection"]["events"]:
+            error = event.get("error") or event.get("pipelineFailureError") or event.get("engineError")
+            if event.get("level") == "ERROR" or error:
+                errors.append(f"{event['__typename']}: {event.get('message')}" + (f" | {error['message']}" if error else ""))
+        return errors
+
     def rows(self, sql: str, params: dict | None = None) -> list[tuple]:
         engine = sa.create_engine(server.psycopg2_url(self.db_url))
         try:

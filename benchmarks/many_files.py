@@ -90,13 +90,20 @@ def drop(staging: Path, uploads: Path) -> float:
     return started
 
 
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
 def settled(stack: Stack, drop_: Drop) -> bool:
-    """Every file has its outcome and the folder is empty (copies moved beside their originals)."""
+    """Every file has its outcome, the folder is empty (copies moved beside their originals) and every ingest run has
+    ended. A run commits each file's outcome before it writes that file's materialisation, so the registry can be
+    complete while the last run is still recording its events."""
     try:
         done = stack.scalar("SELECT count(*) FROM analytics.ingested_files WHERE status IN ('loaded', 'quarantined')")
     except sa.exc.ProgrammingError:  # the first tick has not created the tables yet
         return False
-    return done == len(drop_.loaded) and not any((stack.data / "uploads").iterdir())
+    if done != len(drop_.loaded) or any((stack.data / "uploads").iterdir()):
+        return False
+    return all(r["status"] in TERMINAL for r in stack.runs() if r["jobName"] == "ingest_upload_job")
 
 
 def refreshed(stack: Stack) -> bool:
@@ -143,7 +150,7 @@ def books(stack: Stack, drop_: Drop, allow_failed_runs: bool = False) -> list[st
         problems.append(f"revenue {total:.2f} loaded, {drop_.revenue:.2f} in the files")
     failed = [r["runId"] for r in stack.runs() if r["jobName"] == "ingest_upload_job" and r["status"] != "SUCCESS"]
     if failed and not allow_failed_runs:
-        problems.append(f"ingest runs not successful: {failed[:5]}")
+        problems.append(f"ingest runs not successful: {failed[:5]}; first errors: {stack.run_errors(failed[0])[:5]}")
     return problems
 
 
