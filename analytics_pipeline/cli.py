@@ -44,13 +44,16 @@ def cmd_stop(_: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """List files the registry and the folders disagree about; with --repair, move each where it belongs."""
+    """List files the registry and the watched location disagree about; with --repair, move each where it
+    belongs."""
     prepare_instance()
     from analytics_pipeline import reconcile  # imported here, like the demo's modules, to keep `db` fast
+    from analytics_pipeline.resources import uploads_from_environment
     from analytics_pipeline.warehouse import db
 
+    location = uploads_from_environment(os.environ.get).location()
     with db.engine_for(server.database_url()).connect() as conn:
-        found = reconcile.stranded(conn, paths.uploads_dir(), paths.archive_dir(), paths.quarantine_dir())
+        found = reconcile.at(conn, location)
     if not found:
         print("every registered file is where the registry says, and no file is unaccounted for")
         return 0
@@ -59,7 +62,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if not args.repair:
         print(f"{len(found)} stranded file(s); `analytics doctor --repair` moves them (nothing is deleted)")
         return 1
-    for line in reconcile.repair(found):
+    for line in reconcile.repair(found, location):
         print(line)
     return 0
 

@@ -14,8 +14,8 @@ from analytics_pipeline.resources import (
     DatabaseSource,
     OptionalOpenAIResource,
     RestApiSource,
-    UploadFolders,
     Warehouse,
+    uploads_from_environment,
 )
 from analytics_pipeline.schedules import api_pull_schedule, daily_refresh_schedule, database_pull_schedule
 from analytics_pipeline.sensors import touched_days_sensor, upload_sensor
@@ -57,7 +57,7 @@ defs = dg.Definitions(
     executor=dg.in_process_executor,
     resources={
         "warehouse": Warehouse(),
-        "folders": UploadFolders(),
+        "folders": uploads_from_environment(),
         "openai": _openai(),
         "database_source": _source(DatabaseSource, DATABASE_SOURCE_PREFIX, secret="url"),
         "api_source": _source(RestApiSource, API_SOURCE_PREFIX, secret="token"),

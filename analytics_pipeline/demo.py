@@ -64,8 +64,8 @@ def run_demo() -> int:
             run_config=QUIET, instance=instance, partition_key=upload.key, raise_on_error=False
         )
         ok &= result.success
-        not_analysed += _outside_analysed_months(result, upload.path.name)
-        print(f"{_load_outcome(result)}: {upload.path.name} (partition {upload.key})")
+        not_analysed += _outside_analysed_months(result, upload.name)
+        print(f"{_load_outcome(result)}: {upload.name} (partition {upload.key})")
 
     pulled = {}
     for asset, job in SOURCE_JOBS.items():

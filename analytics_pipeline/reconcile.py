@@ -13,6 +13,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from analytics_pipeline.ingestion import files
+from analytics_pipeline.ingestion.bucket import Bucket
+from analytics_pipeline.resources import Location
 from analytics_pipeline.warehouse.registry import FileStatus
 
 _REGISTERED = "SELECT file_key, file_name, status, path FROM analytics.ingested_files"
@@ -23,8 +25,8 @@ _HOME = {FileStatus.LOADED: "archive", FileStatus.REPLACED: "archive", FileStatu
 
 @dataclass(frozen=True)
 class Stranded:
-    path: Path  # where the file is now
-    target: Path  # where it belongs
+    path: Path | str  # where the file is now (a path, or an object's s3:// URL)
+    target: Path | str  # where it belongs
     why: str
 
 
@@ -56,15 +58,53 @@ def stranded(conn: sa.Connection, uploads: Path, archive: Path, quarantine: Path
     return found
 
 
-def repair(found: list[Stranded]) -> list[str]:
+def stranded_objects(conn: sa.Connection, bucket: Bucket) -> list[Stranded]:
+    """`stranded` for a bucket, from one listing of the uploads and of each of the archive and quarantine prefixes."""
+    present = {bucket.url(item["Key"]) for item in bucket.objects(bucket.prefix, delimiter=True)}
+    filed: dict[str, set[str]] = {}  # key -> URLs under archive/<key>/ and quarantine/<key>/
+    for prefix in bucket.areas.values():
+        for item in bucket.objects(prefix):
+            key, _, name = item["Key"][len(prefix):].partition("/")
+            if name and not name.endswith(files.REASON) and name != files.REASON.lstrip("."):
+                filed.setdefault(key, set()).add(bucket.url(item["Key"]))
+                present.add(bucket.url(item["Key"]))
+    found = []
+    for row in conn.execute(sa.text(_REGISTERED)).mappings():
+        home = _HOME.get(FileStatus(row["status"]))
+        filed.pop(row["file_key"], None)
+        if home is None or row["path"] in present or not row["path"].startswith("s3://"):
+            continue
+        target = bucket.destination(home, row["file_key"], row["path"])
+        for candidate in (f"{bucket}{row['path'].rpartition('/')[2]}",
+                          *(bucket.destination(area, row["file_key"], row["path"]) for area in bucket.areas)):
+            if candidate in present and candidate != row["path"]:
+                found.append(Stranded(candidate, target, f"{row['status']} file not in the {home}"))
+                break
+    for key, urls in sorted(filed.items()):
+        found += [Stranded(url, f"{bucket}{url.rpartition('/')[2]}", "filed under a key with no registry row")
+                  for url in sorted(urls)]
+    return found
+
+
+def at(conn: sa.Connection, location: Location) -> list[Stranded]:
+    if isinstance(location, Bucket):
+        return stranded_objects(conn, location)
+    return stranded(conn, location.uploads, location.archive_folder, location.quarantine_folder)
+
+
+def repair(found: list[Stranded], location: Location | None = None) -> list[str]:
     """Move each stranded file where it belongs; returns what was done, a line each. A file whose target is taken
     stays where it is and is reported."""
     done = []
+    bucket = location if isinstance(location, Bucket) else None
     for item in found:
-        if item.target.exists():
+        if bucket.exists(str(item.target)) if bucket else item.target.exists():
             done.append(f"left {item.path}: {item.target} already exists ({item.why})")
             continue
-        item.target.parent.mkdir(parents=True, exist_ok=True)
-        item.path.rename(item.target)
+        if bucket:
+            bucket.move(str(item.path), str(item.target))
+        else:
+            item.target.parent.mkdir(parents=True, exist_ok=True)
+            item.path.rename(item.target)
         done.append(f"moved {item.path} -> {item.target} ({item.why})")
     return done

@@ -1,8 +1,10 @@
 """Resources: the warehouse connection, the watched folder and the pulled sources, configured from the environment."""
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -12,6 +14,7 @@ from pydantic import Field
 
 from analytics_pipeline import paths
 from analytics_pipeline.ingestion import database, files, rest_api
+from analytics_pipeline.ingestion.bucket import Bucket
 from analytics_pipeline.warehouse import db, server
 
 
@@ -32,12 +35,36 @@ class Warehouse(dg.ConfigurableResource):
             yield conn
 
 
-class UploadFolders(dg.ConfigurableResource):
-    """The watched folder and where files go after it. Files are moved, never deleted.
+Location = files.Folder | Bucket  # the watched location: the same contract over a folder or a bucket
+UPLOADS_URL_ENV = "ANALYTICS_UPLOADS_URL"
+# UploadFolders' bucket fields. Unset, boto3's own lookup applies (AWS_* variables, ~/.aws, an instance role); the
+# project's own names keep an empty AWS_* variable, as docker-compose passes unset ones, from reaching boto3.
+_S3_ENV = {"s3_endpoint_url": "ANALYTICS_S3_ENDPOINT_URL", "s3_region": "ANALYTICS_S3_REGION",
+           "s3_access_key_id": "ANALYTICS_S3_ACCESS_KEY_ID", "s3_secret_access_key": "ANALYTICS_S3_SECRET_ACCESS_KEY"}
+_S3_SECRETS = ("s3_access_key_id", "s3_secret_access_key")
 
-    Empty fields fall back to folders under the data directory (``ANALYTICS_DATA_DIR``, default ``data/``).
+
+class UploadFolders(dg.ConfigurableResource):
+    """The watched location and where files go after it: folders (the default) or an S3-compatible bucket. Files
+    are moved, never deleted.
+
+    Empty fields fall back to folders under the data directory (``ANALYTICS_DATA_DIR``, default ``data/``). With
+    ``uploads_url`` (``ANALYTICS_UPLOADS_URL``) set to ``s3://bucket/prefix/``, the bucket is watched instead and
+    the archive and quarantine are the prefixes ``archive/`` and ``quarantine/`` beside the uploads prefix.
     """
 
+    uploads_url: str | None = Field(
+        default=None, description="s3://bucket/prefix/ to watch a bucket instead of a folder (ANALYTICS_UPLOADS_URL)."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 API endpoint for MinIO, Ceph, R2 or GCS (ANALYTICS_S3_ENDPOINT_URL); empty for AWS.",
+    )
+    s3_region: str | None = Field(default=None, description="The bucket's region (ANALYTICS_S3_REGION).")
+    s3_access_key_id: str | None = Field(default=None, description="ANALYTICS_S3_ACCESS_KEY_ID; from the environment.")
+    s3_secret_access_key: str | None = Field(
+        default=None, description="ANALYTICS_S3_SECRET_ACCESS_KEY; a secret, from the environment."
+    )
     uploads: str | None = Field(default=None, description="Watched folder; default data/uploads.")
     archive: str | None = Field(default=None, description="Where loaded files move; default data/archive.")
     quarantine: str | None = Field(default=None, description="Where rejected files move; default data/quarantine.")
@@ -53,6 +80,34 @@ class UploadFolders(dg.ConfigurableResource):
     @property
     def quarantine_path(self) -> Path:
         return Path(self.quarantine) if self.quarantine else paths.quarantine_dir()
+
+    def location(self) -> Location:
+        if self.uploads_url and self.uploads_url.startswith("s3://"):
+            return Bucket(
+                self.uploads_url,
+                endpoint_url=self.s3_endpoint_url,
+                region=self.s3_region,
+                access_key_id=self.s3_access_key_id,
+                secret_access_key=self.s3_secret_access_key,
+            )
+        return files.Folder(self.uploads_path, self.archive_path, self.quarantine_path)
+
+
+def uploads_from_environment(secret: Callable[[str], Any] = dg.EnvVar) -> "UploadFolders":
+    """The watched location from ANALYTICS_UPLOADS_URL (a folder, or s3://bucket/prefix/) and ANALYTICS_S3_*.
+    Secrets go through ``secret``: dg.EnvVar for Dagster, which reads them at run time and never shows them in the
+    UI or the run config; os.environ.get for the command line."""
+    url = os.environ.get(UPLOADS_URL_ENV)
+    if not url:
+        return UploadFolders()
+    if not url.startswith("s3://"):
+        return UploadFolders(uploads=url)
+    config = {
+        field: secret(variable) if field in _S3_SECRETS else os.environ[variable]
+        for field, variable in _S3_ENV.items()
+        if os.environ.get(variable)
+    }
+    return UploadFolders(uploads_url=url, **config)
 
 
 class OptionalOpenAIResource(OpenAIResource):

@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import time
-from pathlib import Path
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -12,7 +11,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.jobs import daily_refresh_job, ingest_upload_job
 from analytics_pipeline.partitions import months_for, upload_files
-from analytics_pipeline.resources import UploadFolders, Warehouse
+from analytics_pipeline.resources import Location, UploadFolders, Warehouse
 from analytics_pipeline.warehouse import registry
 from analytics_pipeline.warehouse.registry import FileStatus
 
@@ -28,6 +27,7 @@ FILES_PER_RUN = int(os.environ.get("ANALYTICS_FILES_PER_RUN", "100"))
 BYTES_PER_RUN = 256 << 20
 BATCH_TAG = "upload/batch"  # on every ingest run the sensor requests; analytics.upload_requests maps files to it
 RECORDS_PER_TICK = 500  # loads read per asset and tick; a backlog is read over the next ticks
+AFTER_KEY = "/after"  # in the upload sensor's cursor; "/" is in no file's or top-level object's name
 
 # The runs of one file; Dagster's run retries (dagster.yaml) re-run a failed or killed load before the sensor
 # gives up on the file.
@@ -42,7 +42,7 @@ RETRY_GRACE_SECONDS = 120  # how long after a failure the sensor waits for run r
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches the uploads folder. Each new, settled file becomes a partition of raw_uploads (key: sanitised "
+        "Watches the uploads folder, or the bucket of ANALYTICS_UPLOADS_URL. Each new, settled file becomes a partition of raw_uploads (key: sanitised "
         f"name + content hash); the new files of a tick are loaded in batches of up to {FILES_PER_RUN} files "
         "(ANALYTICS_FILES_PER_RUN) per run, each file in its own transaction, at most ANALYTICS_MAX_RUNS_PER_TICK "
         f"({MAX_RUNS_PER_TICK}) runs per tick. Files still being written wait for a quiet tick. Bytes that were "
@@ -55,86 +55,86 @@ RETRY_GRACE_SECONDS = 120  # how long after a failure the sensor waits for run r
 def upload_sensor(
     context: dg.SensorEvaluationContext, folders: UploadFolders, warehouse: Warehouse
 ) -> dg.SensorResult:
-    # The cursor holds only files still sitting in the folder, so a tick costs what is new, not what was ever seen.
+    # The cursor holds only files still sitting in the watched location, so a tick costs what is new, not what was
+    # ever seen; AFTER_KEY is where a bucket's listing stopped (a listing is a window of names there).
     previous: dict[str, list] = json.loads(context.cursor or "{}")
-    observed: dict[str, list] = {}
-    settled: list[tuple[Path, str, str]] = []  # path, partition key, content hash
+    location = folders.location()
+    listing = location.listing(previous.pop(AFTER_KEY, None))
+    observed: dict[str, list] = {name: seen for name, seen in previous.items() if not listing.covers(name)}
+    settled: list[tuple[files.Entry, str, str]] = []  # entry, partition key, content hash
     waiting = refused = 0
-    folder = folders.uploads_path
-    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        reason = files.refusal(path)
-        if reason:
-            _refuse(context, warehouse, folders, path, reason)
-            refused += 1
+    for entry, reason in listing.refused:
+        _refuse(context, warehouse, location, entry, reason)
+        refused += 1
+    for entry in listing.entries:
+        signature = [entry.size, entry.version]
+        seen = previous.get(entry.name)
+        unchanged = seen is not None and seen[:2] == signature
+        if not (unchanged or time.time() - entry.modified > SETTLE_SECONDS):
+            observed[entry.name] = signature
+            waiting += 1
             continue
-        if not files.is_candidate(path):
-            continue
-        try:
-            stat = path.stat()
-            signature = [stat.st_size, stat.st_mtime_ns]
-            seen = previous.get(path.name)
-            unchanged = seen is not None and seen[:2] == signature
-            if not (unchanged or time.time() - stat.st_mtime > SETTLE_SECONDS):
-                observed[path.name] = signature
-                waiting += 1
+        if unchanged and len(seen) == 4:
+            key, digest = seen[2], seen[3]
+        else:
+            try:
+                digest = location.content_hash(entry)
+            except FileNotFoundError:  # moved to the archive by a run, or replaced, since the listing
                 continue
-            if unchanged and len(seen) == 4:
-                key, digest = seen[2], seen[3]
-            else:
-                upload = files.describe(path)
-                key, digest = upload.key, upload.content_hash
-        except FileNotFoundError:  # moved to the archive by a run since the folder was listed
-            continue
-        observed[path.name] = [*signature, key, digest]
-        settled.append((path, key, digest))
+            key = files.partition_key(entry.name, digest)
+        observed[entry.name] = [*signature, key, digest]
+        settled.append((entry, key, digest))
+    if listing.after is not None:
+        observed[AFTER_KEY] = listing.after
 
     keys = [key for _, key, _ in settled]
     with warehouse.transaction() as conn:
         loaded = registry.loaded_content(conn, [digest for _, _, digest in settled])
         known = registry.statuses(conn, keys)
         requested_in = registry.batches(conn, keys)
-    new: list[Path] = []
-    again: list[tuple[Path, str]] = []  # a file with a partition that must be loaded again: path, run key
+    new: list[files.Entry] = []
+    again: list[tuple[files.Entry, str]] = []  # a file with a partition that must be loaded again: entry, run key
     requested: set[str] = set()
     runs_of_batch: dict[str, list] = {}
     duplicates = in_flight = 0
-    for path, key, digest in settled:
+    for entry, key, digest in settled:
         original = loaded.get(digest)
         if original or digest in requested:
             if original:  # the same bytes were loaded before: keep the copy beside the original, load nothing
-                files.move_into(folders.archive_path, original, path)
-                observed.pop(path.name, None)
-                context.log.info(f"{files.display_name(path)}: same content as {original}, already loaded; archived")
+                location.archive(original, entry.where)
+                observed.pop(entry.name, None)
+                context.log.info(f"{files.display_name(entry.name)}: same content as {original}, already loaded; "
+                                 "archived")
             duplicates += 1
             continue
         requested.add(digest)
         if not context.instance.has_dynamic_partition(upload_files.name, key):
-            new.append(path)
+            new.append(entry)
             continue
         if known.get(key, {}).get("status") in (FileStatus.QUARANTINED, FileStatus.REPLACED):
             # Dropped again (after the mapping file was fixed, say), or left behind by a kill between the commit
             # and the move: load it again. Its mtime makes the run key new.
-            again.append((path, f"{key}@{path.stat().st_mtime_ns}"))
+            again.append((entry, f"{key}@{entry.version}"))
             continue
         runs = _runs(context.instance, key, requested_in.get(key), runs_of_batch)
         if not runs:  # requested, but the run was never created (the daemon stopped in between): ask again
-            again.append((path, f"{key}@requested-again-{int(time.time())}"))
+            again.append((entry, f"{key}@requested-again-{int(time.time())}"))
             continue
         failure = _given_up(context.instance, runs)
         if failure is None:
             in_flight += 1  # its run is queued, running, or about to be retried
             continue
-        _quarantine_failed(warehouse, folders, path, key, digest, failure)
-        observed.pop(path.name, None)
-        context.log.warning(f"{files.display_name(path)}: quarantined, {failure}")
+        _quarantine_failed(warehouse, location, entry, key, digest, failure)
+        observed.pop(entry.name, None)
+        context.log.warning(f"{files.display_name(entry.name)}: quarantined, {failure}")
 
-    batches = [[path] for path, _ in again] + _batches(new, observed)
+    batches = [[entry] for entry, _ in again] + _batches(new)
     waiting += sum(len(batch) for batch in batches[MAX_RUNS_PER_TICK:])
     batches = batches[:MAX_RUNS_PER_TICK]
     run_keys = [run_key for _, run_key in again] + [None] * (len(batches) - len(again))
     requests, new_keys, requested_batches = [], [], {}
     for batch, run_key in zip(batches, run_keys, strict=True):
-        batch_keys = [observed[path.name][2] for path in batch]
+        batch_keys = [observed[entry.name][2] for entry in batch]
         request = _run_request(batch, batch_keys, run_key)
         requests.append(request)
         requested_batches.update(dict.fromkeys(batch_keys, request.tags[BATCH_TAG]))
@@ -142,7 +142,7 @@ def upload_sensor(
     if not requests:
         return dg.SensorResult(
             skip_reason=(
-                f"no new files to load in {folder}: {waiting} waiting (still being written, or over the per-tick "
+                f"no new files to load in {location}: {waiting} waiting (still being written, or over the per-tick "
                 f"limit), {in_flight} already requested, {duplicates} duplicates of loaded files, {refused} refused"
             ),
             cursor=json.dumps(observed),
@@ -157,24 +157,23 @@ def upload_sensor(
     )
 
 
-def _batches(paths: list[Path], observed: dict[str, list]) -> list[list[Path]]:
+def _batches(entries: list[files.Entry]) -> list[list[files.Entry]]:
     """New files in runs of at most FILES_PER_RUN files and BYTES_PER_RUN bytes (a bigger file runs alone)."""
-    batches: list[list[Path]] = []
+    batches: list[list[files.Entry]] = []
     size = 0
-    for path in paths:
-        file_size = observed[path.name][0]
-        if not batches or len(batches[-1]) >= FILES_PER_RUN or size + file_size > BYTES_PER_RUN:
+    for entry in entries:
+        if not batches or len(batches[-1]) >= FILES_PER_RUN or size + entry.size > BYTES_PER_RUN:
             batches.append([])
             size = 0
-        batches[-1].append(path)
-        size += file_size
+        batches[-1].append(entry)
+        size += entry.size
     return batches
 
 
-def _run_request(batch: list[Path], keys: list[str], run_key: str | None) -> dg.RunRequest:
+def _run_request(batch: list[files.Entry], keys: list[str], run_key: str | None) -> dg.RunRequest:
     """One file: a run of its partition. Several new files: a run over the range of their partitions, which the
     tick adds in this order, so the range holds exactly them."""
-    names = [files.display_name(path) for path in batch]
+    names = [files.display_name(entry.name) for entry in batch]
     batch_id = run_key or "files-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
     tags = {
         BATCH_TAG: batch_id,
@@ -221,23 +220,23 @@ def _given_up(instance: dg.DagsterInstance, records: list) -> str | None:
     return f"loading failed {attempts} time(s); last run {last.run_id}: {files.excerpt(said)}"
 
 
-def _quarantine_failed(warehouse: Warehouse, folders: UploadFolders, path: Path, key: str, digest: str, reason: str):
-    facts = {"file_key": key, "file_name": files.display_name(path), "content_hash": digest,
-             "size_bytes": path.stat().st_size, "run_id": None}
+def _quarantine_failed(warehouse: Warehouse, location: Location, entry: files.Entry, key: str, digest: str, reason: str):
+    facts = {"file_key": key, "file_name": files.display_name(entry.name), "content_hash": digest,
+             "size_bytes": entry.size, "run_id": None}
     with warehouse.transaction() as conn:
-        registry.quarantined(conn, facts, str(files.destination(folders.quarantine_path, key, path)), reason)
-    files.quarantine(folders.quarantine_path, key, path, reason)
+        registry.quarantined(conn, facts, location.destination("quarantine", key, entry.where), reason)
+    location.quarantine(key, entry.where, reason)
 
 
-def _refuse(context, warehouse: Warehouse, folders: UploadFolders, path: Path, reason: str) -> None:
+def _refuse(context, warehouse: Warehouse, location: Location, entry: files.Entry, reason: str) -> None:
     """A link or a special file is never read: it is moved aside as it is (a link stays a link) and registered."""
-    digest = hashlib.sha256(os.fsencode(path.name)).hexdigest()  # of the name: the content is never read
-    key = files.partition_key(path.name, digest)
-    facts = {"file_key": key, "file_name": files.display_name(path), "content_hash": digest, "size_bytes": 0,
+    digest = hashlib.sha256(os.fsencode(entry.name)).hexdigest()  # of the name: the content is never read
+    key = files.partition_key(entry.name, digest)
+    facts = {"file_key": key, "file_name": files.display_name(entry.name), "content_hash": digest, "size_bytes": 0,
              "run_id": None}
     with warehouse.transaction() as conn:
-        registry.quarantined(conn, facts, str(files.destination(folders.quarantine_path, key, path)), reason)
-    files.quarantine(folders.quarantine_path, key, path, reason)
+        registry.quarantined(conn, facts, location.destination("quarantine", key, entry.where), reason)
+    location.quarantine(key, entry.where, reason)
     context.log.warning(f"refused {reason}")
 
 

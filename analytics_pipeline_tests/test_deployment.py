@@ -28,6 +28,7 @@ DOCKER_INSTANCE = ROOT / "deploy" / "dagster.docker.yaml"
 DOCKER_WORKSPACE = ROOT / "deploy" / "workspace.docker.yaml"
 HELM_VALUES = ROOT / "deploy" / "helm" / "values.yaml"
 DATA_PVC = ROOT / "deploy" / "helm" / "data-pvc.yaml"
+HELM_BUCKET_VALUES = ROOT / "deploy" / "helm" / "values-bucket.yaml"
 PASSWORD = "not-a-real-secret"
 DAGSTER_SERVICES = ("user_code", "webserver", "daemon")
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -132,7 +133,18 @@ def pinned_versions() -> dict[str, str]:
 def test_docker_compose_config_is_valid_and_wires_the_stack():
     config = compose_config()
     services = config["services"]
-    assert set(services) == {"postgres", "user_code", "webserver", "daemon"}
+    # The stack; MinIO and the job creating its bucket start only with `--profile bucket`.
+    assert {name for name, service in services.items() if not service.get("profiles")} == {
+        "postgres", "user_code", "webserver", "daemon"
+    }
+    assert {name: service["profiles"] for name, service in services.items() if service.get("profiles")} == {
+        "minio": ["bucket"], "minio_bucket": ["bucket"]
+    }
+    bucket_env = compose_config(ANALYTICS_S3_ACCESS_KEY_ID="minio-user", ANALYTICS_S3_SECRET_ACCESS_KEY="minio-pass")
+    assert bucket_env["services"]["minio"]["environment"] == {
+        "MINIO_ROOT_USER": "minio-user", "MINIO_ROOT_PASSWORD": "minio-pass"
+    }
+    assert bucket_env["services"]["user_code"]["environment"]["ANALYTICS_S3_SECRET_ACCESS_KEY"] == "minio-pass"
 
     postgres_env = services["postgres"]["environment"]
     expected_url = (
@@ -481,6 +493,35 @@ def chart_key_errors(value, spec, where: str = "") -> list[str]:
 
 def test_helm_values_use_only_documented_chart_keys():
     assert chart_key_errors(load_yaml(HELM_VALUES), CHART_VALUES) == []
+
+
+def helm_merged(base, overlay):
+    """Helm's merge of two values files: maps merge key by key, anything else (lists included) is replaced."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        return {key: helm_merged(base[key], value) if key in base else value for key, value in overlay.items()} | {
+            key: value for key, value in base.items() if key not in overlay
+        }
+    return overlay
+
+
+def test_helm_bucket_values_watch_a_bucket_with_no_shared_volume(monkeypatch):
+    values = helm_merged(load_yaml(HELM_VALUES), load_yaml(HELM_BUCKET_VALUES))
+    assert chart_key_errors(values, CHART_VALUES) == []
+    [deployment] = values["dagster-user-deployments"]["deployments"]
+    [base] = load_yaml(HELM_VALUES)["dagster-user-deployments"]["deployments"]
+    # values.yaml's deployment, whole, less the volume, plus where the bucket is.
+    assert {k: v for k, v in deployment.items() if k != "env"} == {
+        k: v for k, v in base.items() if k not in ("volumes", "volumeMounts")
+    }
+    env = {item["name"]: item["value"] for item in deployment["env"]}
+    assert env["ANALYTICS_UPLOADS_URL"].startswith("s3://")
+    assert not any("SECRET" in name or "KEY_ID" in name for name in env)  # secrets stay in the secret
+    assert values["runLauncher"] == load_yaml(HELM_VALUES)["runLauncher"]
+    from analytics_pipeline.resources import uploads_from_environment
+
+    monkeypatch.setenv("ANALYTICS_UPLOADS_URL", env["ANALYTICS_UPLOADS_URL"])
+    monkeypatch.setenv("ANALYTICS_S3_REGION", env["ANALYTICS_S3_REGION"])
+    assert str(uploads_from_environment(os.environ.get).location()) == env["ANALYTICS_UPLOADS_URL"]
 
 
 def test_chart_key_check_rejects_what_the_chart_does_not_document():

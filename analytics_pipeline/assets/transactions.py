@@ -1,7 +1,5 @@
 """transactions: typed, validated, de-duplicated canonical rows, one upload's worth per partition."""
 
-from pathlib import Path
-
 import dagster as dg
 import sqlalchemy as sa
 
@@ -9,7 +7,7 @@ from analytics_pipeline.checks import analysed_check, analysed_check_spec, combi
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.ingestion.settings import settings_for
 from analytics_pipeline.partitions import FILES_IN_ONE_RUN, upload_files
-from analytics_pipeline.resources import UploadFolders, Warehouse
+from analytics_pipeline.resources import Location, UploadFolders, Warehouse
 from analytics_pipeline.warehouse import canonical, db, registry
 from analytics_pipeline.warehouse.registry import FileStatus
 from analytics_pipeline.warehouse.contract import table_metadata
@@ -66,8 +64,9 @@ SELECT (SELECT count(*) FROM analytics.raw_uploads WHERE file_key = :key) AS sta
 )
 def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: UploadFolders):
     results: dict[str, list[tuple[str, dg.AssetCheckResult]]] = {}
+    location = folders.location()
     for key in context.partition_keys:
-        metadata, checks = _load(context, warehouse, folders, key)
+        metadata, checks = _load(context, warehouse, location, key)
         context.add_asset_metadata(metadata, partition_key=key)
         for check in checks:
             results.setdefault(check.check_name, []).append((metadata.get("file_name") or key, check))
@@ -77,7 +76,7 @@ def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse, folder
     )
 
 
-def _load(context, warehouse: Warehouse, folders: UploadFolders, key: str) -> tuple[dict, list[dg.AssetCheckResult]]:
+def _load(context, warehouse: Warehouse, location: Location, key: str) -> tuple[dict, list[dg.AssetCheckResult]]:
     """Load one staged file in its own transaction: its outcome never depends on the other files of the run.
     Returns the partition's metadata and the file's check results."""
     with warehouse.transaction() as conn:
@@ -88,7 +87,7 @@ def _load(context, warehouse: Warehouse, folders: UploadFolders, key: str) -> tu
         return _skipped("quarantined", "the file was quarantined when it was read")
     if upload["status"] == FileStatus.REPLACED:
         return _skipped("replaced", "a newer version of the file replaced it")
-    staged_at = Path(upload["path"])
+    staged_at = upload["path"]
     try:
         with warehouse.transaction() as conn:
             versions = registry.other_versions(conn, key, upload["file_name"], upload["received_at"])
@@ -99,23 +98,23 @@ def _load(context, warehouse: Warehouse, folders: UploadFolders, key: str) -> tu
             else:
                 settings = settings_for(upload["file_name"])
                 summary = canonical.promote(conn, key, settings, upload["duplicate_rows"])
-                outcome = _outcome(conn, key, upload, versions, summary, settings, folders)
+                outcome = _outcome(conn, key, upload, versions, summary, settings, location)
                 coverage, coverage_check = analysed_check(conn, key)
                 books = _books(conn, key, upload, summary, outcome[2])
     except Exception as error:  # noqa: BLE001 - every failure that is the file's fault quarantines the file
         if db.is_outage(error):
             raise  # the database, not the file: fail the run, a retry loads the file
-        return _quarantined_on_error(context, warehouse, folders, key, upload, staged_at, error)
+        return _quarantined_on_error(context, warehouse, location, key, upload, error)
     # The file moves only now that the database has committed where it belongs; a kill in between leaves it in the
     # watched folder, and the sensor, seeing the registry, moves it there.
     if newer:
-        files.move_into(folders.archive_path, key, staged_at)
+        location.archive(key, staged_at)
         return _skipped("replaced", reason)
     status, reason, loaded, older_versions = outcome
     if status == FileStatus.QUARANTINED:
-        files.quarantine(folders.quarantine_path, key, staged_at, reason)
+        location.quarantine(key, staged_at, reason)
     else:
-        files.move_into(folders.archive_path, key, staged_at)
+        location.archive(key, staged_at)
     context.log.info(f"{key}: {status}, {loaded} loaded, {summary.rows_rejected} rejected")
     # Days to refresh: this version's, and those of any older version whose rows it just replaced.
     days = [d for v in older_versions for d in (v["first_day"], v["last_day"]) if d]
@@ -160,13 +159,12 @@ def _books(conn, key: str, upload: dict, summary, loaded: int) -> dg.AssetCheckR
     )
 
 
-def _outcome(conn, key: str, upload: dict, versions: list[dict], summary, settings, folders: UploadFolders):
+def _outcome(conn, key: str, upload: dict, versions: list[dict], summary, settings, location: Location):
     """Record what the typed rows came to: loaded (replacing older versions of the name) or quarantined."""
     status, reason = FileStatus.LOADED, summary.refusal(settings)
-    target = files.destination(folders.archive_path, key, Path(upload["path"]))
+    target = location.destination("quarantine" if reason else "archive", key, upload["path"])
     if reason:
         status = FileStatus.QUARANTINED
-        target = files.destination(folders.quarantine_path, key, Path(upload["path"]))
     loaded = summary.rows_loaded if status == FileStatus.LOADED else 0
     # Only a version that loaded rows replaces older ones: a quarantined or header-only file must not wipe the last
     # good version.
@@ -174,7 +172,7 @@ def _outcome(conn, key: str, upload: dict, versions: list[dict], summary, settin
     for older in (v["file_key"] for v in older_versions):
         registry.replaced(conn, older, f"replaced by a newer version ({key})")
     registry.promoted(
-        conn, key, status, str(target), reason,
+        conn, key, status, target, reason,
         rows_loaded=loaded,
         rows_rejected=summary.rows_rejected,
         duplicate_rows=summary.duplicate_rows,
@@ -184,14 +182,14 @@ def _outcome(conn, key: str, upload: dict, versions: list[dict], summary, settin
     return status, reason, loaded, older_versions
 
 
-def _quarantined_on_error(context, warehouse: Warehouse, folders: UploadFolders, key, upload, staged_at, error):
+def _quarantined_on_error(context, warehouse: Warehouse, location: Location, key, upload, error):
     reason = f"cannot load ({type(error).__name__}): {files.excerpt(str(error))}"
-    target = files.destination(folders.quarantine_path, key, staged_at)
+    target = location.destination("quarantine", key, upload["path"])
     with warehouse.transaction() as conn:  # the failed transaction rolled back: nothing of the file is loaded
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {canonical.file_table(key, staging=True)}")  # a big file's
-        registry.promoted(conn, key, FileStatus.QUARANTINED, str(target), reason, rows_loaded=0, rows_rejected=None,
+        registry.promoted(conn, key, FileStatus.QUARANTINED, target, reason, rows_loaded=0, rows_rejected=None,
                           duplicate_rows=None, first_day=None, last_day=None)
-    files.quarantine(folders.quarantine_path, key, staged_at, reason)
+    location.quarantine(key, upload["path"], reason)
     context.log.warning(f"quarantined {upload['file_name']}: {reason}")
     return _skipped("quarantined", reason, passed=False)
 

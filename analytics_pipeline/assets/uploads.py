@@ -1,5 +1,7 @@
 """raw_uploads: each file dropped in the watched folder, staged as text rows in Postgres."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from analytics_pipeline import checks, reconcile
@@ -8,7 +10,7 @@ from analytics_pipeline.ingestion.columns import UnmappableColumns
 from analytics_pipeline.ingestion.reader import UNREADABLE, UnsupportedFile, stream_raw_batches
 from analytics_pipeline.ingestion.settings import settings_for
 from analytics_pipeline.partitions import FILES_IN_ONE_RUN, upload_files
-from analytics_pipeline.resources import UploadFolders, Warehouse
+from analytics_pipeline.resources import Location, UploadFolders, Warehouse
 from analytics_pipeline.warehouse import canonical, db, registry
 from analytics_pipeline.warehouse.contract import table_metadata
 
@@ -61,7 +63,8 @@ FROM analytics.raw_uploads WHERE file_key = :key ORDER BY line_number LIMIT 5
 )
 def raw_uploads(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: UploadFolders):
     keys = context.partition_keys
-    found = files.locate(keys, folders.uploads_path, folders.archive_path, folders.quarantine_path)
+    location = folders.location()
+    found = location.locate(keys)
     accepted: list[tuple[str, dg.AssetCheckResult]] = []
     for key in keys:
         upload = found.get(key)
@@ -70,10 +73,11 @@ def raw_uploads(context: dg.AssetExecutionContext, warehouse: Warehouse, folders
             context.add_asset_metadata({"status": "missing", "reason": reason, "dagster/row_count": 0},
                                        partition_key=key)
             continue
-        metadata = _stage(context, warehouse, folders, key, upload)
+        with location.readable(upload) as path:
+            metadata = _stage(context, warehouse, location, upload, path)
         context.add_asset_metadata(metadata, partition_key=key)
         reason = metadata.get("reason") if metadata["status"] == "quarantined" else None
-        accepted.append((files.display_name(upload.path), dg.AssetCheckResult(
+        accepted.append((files.display_name(upload.name), dg.AssetCheckResult(
             check_name=ACCEPTED_CHECK,
             passed=reason is None,
             severity=dg.AssetCheckSeverity.WARN,
@@ -84,32 +88,31 @@ def raw_uploads(context: dg.AssetExecutionContext, warehouse: Warehouse, folders
         metadata={"files_in_run": len(keys)},
         check_results=[
             checks.combined(ACCEPTED_CHECK, accepted),
-            _reconciled(warehouse, folders),
+            _reconciled(warehouse, location),
         ],
     )
 
 
-def _stage(context, warehouse: Warehouse, folders: UploadFolders, key: str, upload: files.UploadedFile):
-    """Stage one file in its own transaction: its outcome never depends on the other files of the run. Returns the
-    partition's metadata."""
+def _stage(context, warehouse: Warehouse, location: Location, upload: files.UploadedFile, path: Path):
+    """Stage one file, read from ``path``, in its own transaction: its outcome never depends on the other files of
+    the run. Returns the partition's metadata."""
+    key = upload.key
     facts = {
         "file_key": key,
-        "file_name": files.display_name(upload.path),
+        "file_name": files.display_name(upload.name),
         "content_hash": upload.content_hash,
         "size_bytes": upload.size_bytes,
         "run_id": context.run.run_id,
     }
     try:
-        settings = settings_for(upload.path.name)
-        parsed, batches = stream_raw_batches(upload.path, key, settings.columns)
+        settings = settings_for(upload.name)
+        parsed, batches = stream_raw_batches(path, key, settings.columns)
         with warehouse.transaction() as conn:
             staged = canonical.stage(conn, key, batches, settings if canonical.is_big(upload.size_bytes) else None)
-            # Read again after staging: a file still being written has other bytes now, and its staged rows
-            # belong to no version of it. The transaction rolls back; the settled file is a new partition.
-            if files.content_hash(upload.path) != upload.content_hash:
-                raise files.ChangedWhileLoading(f"{facts['file_name']} changed while it was being loaded")
+            # A file changed while it was read rolls the transaction back; the settled file is a new partition.
+            location.check_unchanged(upload)
             registry.staged(
-                conn, facts, str(upload.path), parsed.columns_seen, parsed.mapping.source_columns, parsed.rows_read,
+                conn, facts, upload.where, parsed.columns_seen, parsed.mapping.source_columns, parsed.rows_read,
                 staged.duplicates if staged.typed else None,
             )
             sample = db.preview(conn, _PREVIEW, {"key": key})
@@ -119,7 +122,7 @@ def _stage(context, warehouse: Warehouse, folders: UploadFolders, key: str, uplo
     except Exception as error:  # noqa: BLE001 - every failure that is the file's fault quarantines the file
         if db.is_outage(error):
             raise  # the database, not the file: fail the run, a retry loads the file
-        return _quarantine(context, warehouse, folders, upload, facts, _reason(error))
+        return _quarantine(context, warehouse, location, upload, facts, _reason(error))
     context.log.info(f"staged {parsed.rows_read} rows of {facts['file_name']}")
     return {
         "status": "staged",
@@ -144,26 +147,27 @@ def _reason(error: Exception) -> str:
     return f"cannot load ({type(error).__name__}): {files.excerpt(str(error))}"
 
 
-def _quarantine(context, warehouse: Warehouse, folders: UploadFolders, upload: files.UploadedFile, facts, reason):
+def _quarantine(context, warehouse: Warehouse, location: Location, upload: files.UploadedFile, facts, reason):
     """Keep the file and say why: registered in Postgres first, then moved aside with a reason file."""
-    target = files.destination(folders.quarantine_path, upload.key, upload.path)
+    target = location.destination("quarantine", upload.key, upload.where)
     with warehouse.transaction() as conn:
-        registry.quarantined(conn, facts, str(target), reason)
-    files.quarantine(folders.quarantine_path, upload.key, upload.path, reason)
+        registry.quarantined(conn, facts, target, reason)
+    location.quarantine(upload.key, upload.where, reason)
     context.log.warning(f"quarantined {facts['file_name']}: {reason}")
     return {
         "status": "quarantined",
         "reason": reason,
         "file_name": facts["file_name"],
-        "quarantined_at": dg.MetadataValue.path(str(target)),
+        "quarantined_at": dg.MetadataValue.path(target),
         "dagster/row_count": 0,
     }
 
 
-def _reconciled(warehouse: Warehouse, folders: UploadFolders) -> dg.AssetCheckResult:
-    """Disk and registry agree (reconcile.py). A file another run is moving this very moment can show for a tick."""
+def _reconciled(warehouse: Warehouse, location: Location) -> dg.AssetCheckResult:
+    """Storage and registry agree (reconcile.py). A file another run is moving this very moment can show for a
+    tick."""
     with warehouse.transaction() as conn:
-        found = reconcile.stranded(conn, folders.uploads_path, folders.archive_path, folders.quarantine_path)
+        found = reconcile.at(conn, location)
     listed = "; ".join(f"{item.why}: {files.excerpt(str(item.path), 120)}" for item in found[:5])
     return dg.AssetCheckResult(
         check_name=RECONCILED_CHECK,
