@@ -74,6 +74,31 @@ def cmd_demo(_: argparse.Namespace) -> int:
     return run_demo()
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    """The findings most relevant to a question, and a grounded answer with OPENAI_API_KEY set. It runs
+    ask_findings_job on the project's instance, so the question and its answer are on findings_index in the UI too."""
+    prepare_instance()
+    import dagster as dg
+
+    from analytics_pipeline.definitions import defs
+
+    # The run's full log is in the UI; the terminal gets the answer, or the failure's message, from here.
+    silent = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    config = {"question": args.question, "limit": args.limit}
+    result = defs.resolve_job_def("ask_findings_job").execute_in_process(
+        run_config={**silent, "ops": {"ask_findings": {"config": config}}},
+        instance=dg.DagsterInstance.get(),
+        raise_on_error=False,
+    )
+    if not result.success:
+        for event in result.get_step_failure_events():
+            failure = event.step_failure_data
+            print(failure.user_failure_data.description if failure.user_failure_data else failure.error.message)
+        return 1
+    print(result.output_for_node("ask_findings").as_text())
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     """Webserver and daemon in their own process groups, so Ctrl-C can stop every process they started."""
     prepare_instance()
@@ -137,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     doctor = commands.add_parser("doctor", help="find (and with --repair, move) files the registry disagrees about")
     doctor.add_argument("--repair", action="store_true", help="move each stranded file where it belongs")
     doctor.set_defaults(run=cmd_doctor)
+    ask = commands.add_parser("ask", help="the past findings most relevant to a question, and an answer with a key")
+    ask.add_argument("question", help='e.g. "why did revenue drop in March?"')
+    ask.add_argument("--limit", type=int, default=5, help="how many findings to show (default 5)")
+    ask.set_defaults(run=cmd_ask)
     args = parser.parse_args(argv)
     return args.run(args)
 

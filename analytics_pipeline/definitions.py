@@ -7,7 +7,14 @@ import typing
 import dagster as dg
 
 from analytics_pipeline.assets import anomalies, charts, forecasting, insights, metrics, sources, transactions, uploads
-from analytics_pipeline.jobs import api_pull_job, daily_refresh_job, database_pull_job, ingest_upload_job
+from analytics_pipeline.assets import findings
+from analytics_pipeline.jobs import (
+    api_pull_job,
+    ask_findings_job,
+    daily_refresh_job,
+    database_pull_job,
+    ingest_upload_job,
+)
 from analytics_pipeline.resources import (
     API_SOURCE_PREFIX,
     DATABASE_SOURCE_PREFIX,
@@ -47,9 +54,9 @@ def _source(resource: type[dg.ConfigurableResource], prefix: str, secret: str) -
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [uploads, transactions, sources, metrics, forecasting, anomalies, insights, charts]
+        [uploads, transactions, sources, metrics, forecasting, anomalies, insights, charts, findings]
     ),
-    jobs=[ingest_upload_job, daily_refresh_job, database_pull_job, api_pull_job],
+    jobs=[ingest_upload_job, daily_refresh_job, database_pull_job, api_pull_job, ask_findings_job],
     sensors=[upload_sensor, touched_days_sensor],
     schedules=[daily_refresh_schedule, database_pull_schedule, api_pull_schedule],
     # Steps are SQL statements Postgres runs and a little pandas: one process per run beats a process per step

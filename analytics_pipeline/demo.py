@@ -26,7 +26,10 @@ from analytics_pipeline.warehouse.contract import table_names
 SOURCE_JOBS = {"database_transactions": "database_pull_job", "api_transactions": "api_pull_job"}
 
 # The unpartitioned assets downstream of the daily tables.
-ANALYTICS = [dg.AssetKey(name) for name in ("revenue_forecast", "metric_anomalies", "insights", "revenue_chart")]
+ANALYTICS = [
+    dg.AssetKey(name)
+    for name in ("revenue_forecast", "metric_anomalies", "insights", "revenue_chart", "findings_index")
+]
 
 # Runs keep their full logs in the instance (the UI shows them); the terminal only gets warnings and the summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

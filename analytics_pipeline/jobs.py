@@ -1,6 +1,8 @@
-"""Jobs the sensors and schedules launch; the UI can launch them too."""
+"""Jobs the sensors and schedules launch, and the question job; the UI can launch them all."""
 
 import dagster as dg
+
+from analytics_pipeline.ask import ask_findings
 
 ingest_upload_job = dg.define_asset_job(
     "ingest_upload_job",
@@ -28,3 +30,14 @@ api_pull_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("api_transactions"),
     description="Pull the REST API's new and changed records into the transactions.",
 )
+
+
+@dg.job(
+    description=(
+        "Ask the findings a question: put it in the launchpad's config (ops: ask_findings: config: question: ...). "
+        "The most relevant past insights, anomalies and forecasts, and with OPENAI_API_KEY a grounded answer, are "
+        "recorded on findings_index as an observation (its page, Events); `analytics ask` runs this job too."
+    ),
+)
+def ask_findings_job():
+    ask_findings()

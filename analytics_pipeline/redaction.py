@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 
 MASK = "***"
+MAX_ERROR_CHARS = 300  # of a provider's error kept in metadata
 _MIN_SECRET_LENGTH = 4  # shorter "secrets" (an empty or test value) would mask ordinary words
 
 # Credentials after the word that announces them: "Bearer <token>", "Authorization: <anything>",
@@ -32,3 +33,9 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
             text = text.replace(secret, MASK)
     text = _ANNOUNCED.sub(lambda match: match["keep"] + MASK, text)
     return _KEY_LIKE.sub(MASK, text)
+
+
+def error_text(error: BaseException, secrets: Iterable[str | None] = ()) -> str:
+    """A provider's error as it may be stored: its type and message, redacted, then cut to MAX_ERROR_CHARS (after
+    redacting, so a cut never splits a secret in two)."""
+    return redact(f"{type(error).__name__}: {error}", secrets)[:MAX_ERROR_CHARS]

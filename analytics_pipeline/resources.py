@@ -42,6 +42,7 @@ UPLOADS_URL_ENV = "ANALYTICS_UPLOADS_URL"
 _S3_ENV = {"s3_endpoint_url": "ANALYTICS_S3_ENDPOINT_URL", "s3_region": "ANALYTICS_S3_REGION",
            "s3_access_key_id": "ANALYTICS_S3_ACCESS_KEY_ID", "s3_secret_access_key": "ANALYTICS_S3_SECRET_ACCESS_KEY"}
 _S3_SECRETS = ("s3_access_key_id", "s3_secret_access_key")
+S3_VARIABLES = tuple(_S3_ENV.values())
 
 
 class UploadFolders(dg.ConfigurableResource):

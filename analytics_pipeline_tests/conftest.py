@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline import paths
-from analytics_pipeline.warehouse import db, server
+from analytics_pipeline.warehouse import db, findings, server
 from analytics_pipeline.warehouse.contract import table_names
 
 SAMPLE_FILES = sorted(paths.sample_dir().glob("*.csv"))
@@ -76,6 +76,8 @@ def emptied_warehouse(url: str) -> sa.Engine:
     engine = db.engine_for(url)
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {', '.join('analytics.' + t for t in ANALYTICS_TABLES)}"))
+        if findings.exists(conn):  # not in schema.sql: findings_index creates it where pgvector is
+            conn.execute(sa.text("TRUNCATE analytics.findings"))
     return engine
 
 

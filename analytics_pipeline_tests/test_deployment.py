@@ -18,8 +18,16 @@ import dockerfile
 import yaml
 
 from analytics_pipeline import partitions, paths
+from analytics_pipeline.analysis import embedding
 from analytics_pipeline.ingestion import settings as ingestion_settings
-from analytics_pipeline.resources import API_SOURCE_PREFIX, DATABASE_SOURCE_PREFIX, DatabaseSource, RestApiSource
+from analytics_pipeline.resources import (
+    API_SOURCE_PREFIX,
+    DATABASE_SOURCE_PREFIX,
+    S3_VARIABLES,
+    UPLOADS_URL_ENV,
+    DatabaseSource,
+    RestApiSource,
+)
 from analytics_pipeline.warehouse import server
 
 ROOT = paths.PROJECT_ROOT
@@ -44,6 +52,9 @@ PROJECT_VARIABLES = {
     "ANALYTICS_HOLIDAY_COUNTRY",
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
+    embedding.EMBEDDING_MODEL_ENV,
+    UPLOADS_URL_ENV,
+    *S3_VARIABLES,
     *(DATABASE_SOURCE_PREFIX + name.upper() for name in DatabaseSource.model_fields),
     *(API_SOURCE_PREFIX + name.upper() for name in RestApiSource.model_fields),
 }

@@ -1,4 +1,5 @@
-"""The GPT path of `insights`, through the real OpenAI client and dagster-openai, against a local server."""
+"""The GPT paths of `insights` and of the findings (their embeddings, and answers to questions), through the real
+OpenAI client and dagster-openai, against a local server."""
 
 import json
 import re
@@ -178,3 +179,95 @@ def test_a_refused_key_echoed_by_the_provider_is_stored_nowhere(metrics_ready, i
     ):
         assert secret_part not in text, where
         assert "Bearer sk" not in text, where
+
+
+# The findings: embedded through the embeddings API, and a question answered by GPT from them ------------------------
+
+QUESTION = "why did orders drop in February?"  # the billing sample's API outage, planted on 2026-02-11
+
+
+def _index(folders, base_url: str) -> dg.MaterializeResult:
+    from analytics_pipeline.assets.findings import findings_index
+
+    openai = OpenAIResource(api_key="test-key", base_url=base_url)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([findings_index], instance=instance, resources={**resources(folders), "openai": openai})
+    return result.asset_materializations_for_node("findings_index")[0].metadata
+
+
+def _ask(folders, base_url: str, question: str = QUESTION):
+    from analytics_pipeline.jobs import ask_findings_job
+
+    openai = OpenAIResource(api_key="test-key", base_url=base_url)
+    defs = dg.Definitions(jobs=[ask_findings_job], resources={**resources(folders), "openai": openai})
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("ask_findings_job").execute_in_process(
+            instance=instance, run_config={"ops": {"ask_findings": {"config": {"question": question}}}}
+        )
+    return result.output_for_node("ask_findings")
+
+
+def _quote_the_first_finding(body: dict) -> tuple[int, str]:
+    """An answer whose numbers are the first finding's, as the prompt carries them."""
+    facts = json.loads(body["messages"][-1]["content"].split("\n", 1)[1])
+    first = facts["findings"][0]
+    return 200, f"Orders fell on {first['day']}: {first['numbers']['actual']} against {first['numbers']['expected']}."
+
+
+def test_findings_are_embedded_by_the_api_and_a_question_gets_a_grounded_answer(metrics_ready):
+    from analytics_pipeline.analysis.embedding import DEFAULT_OPENAI_MODEL, OFFLINE_MODEL
+
+    engine, folders = metrics_ready
+    with chat_server(_quote_the_first_finding) as (base_url, received):
+        metadata = _index(folders, base_url)
+        [embedded] = received  # every finding in one request; the offline vectors need no API
+        with engine.connect() as conn:
+            findings = conn.execute(
+                sa.text("SELECT count(DISTINCT (kind, day, segment, metric)) FROM analytics.findings")
+            ).scalar_one()
+        assert len(embedded["input"]) == findings > 0
+        assert metadata["findings_per_model"].value == (
+            f"{OFFLINE_MODEL}: {findings} of {findings}, {DEFAULT_OPENAI_MODEL}: {findings} of {findings}")
+        assert metadata[f"openai.{DEFAULT_OPENAI_MODEL}.calls"].value == 1  # dagster-openai's usage accounting
+
+        _index(folders, base_url)
+        assert len(received) == 1  # nothing changed: nothing is embedded again
+
+        answer = _ask(folders, base_url)
+    question_embedding, chat = received[1:]
+    assert question_embedding["input"] == [QUESTION] and question_embedding["model"] == DEFAULT_OPENAI_MODEL
+    assert answer.searched_with == DEFAULT_OPENAI_MODEL
+    top = answer.findings[0]
+    assert (str(top["day"]), top["kind"], top["segment"], top["metric"]) == ("2026-02-11", "anomaly", "total", "orders")
+    assert top["text"] in chat["messages"][-1]["content"]
+    numbers = top["numbers"]
+    assert answer.answer == f"Orders fell on 2026-02-11: {numbers['actual']} against {numbers['expected']}."
+    assert answer.ungrounded == []
+
+
+def test_an_answer_quoting_a_number_from_nowhere_is_not_shown(metrics_ready):
+    _, folders = metrics_ready
+    with chat_server(lambda body: (200, "Orders fell by 12,345.67 on 2026-02-11.")) as (base_url, _):
+        _index(folders, base_url)
+        answer = _ask(folders, base_url)
+    assert answer.answer is None
+    assert answer.ungrounded == ["12,345.67"]
+    assert "answer is not shown: it quoted numbers that are not in these findings" in answer.note
+    assert str(answer.findings[0]["day"]) == "2026-02-11"  # the findings are still returned
+    assert "12,345.67" not in answer.as_text().split("No written answer.")[0]
+
+
+def test_when_the_embeddings_api_is_down_questions_are_searched_offline(metrics_ready, monkeypatch):
+    from analytics_pipeline.analysis.embedding import EMBEDDING_MODEL_ENV, OFFLINE_MODEL
+
+    _, folders = metrics_ready
+    monkeypatch.setenv(EMBEDDING_MODEL_ENV, "text-embedding-3-large")  # a model no finding has a vector of yet
+    with chat_server(_quote_the_first_finding, embed=lambda body: (503, "overloaded")) as (base_url, received):
+        metadata = _index(folders, base_url)
+        answer = _ask(folders, base_url)
+    assert len([body for body in received if "input" in body]) == 3  # the first try and the client's two retries
+    assert metadata["openai_embeddings"].value.startswith("failed after retries (InternalServerError")
+    assert "text-embedding-3-large: " not in metadata["findings_per_model"].value
+    assert answer.searched_with.startswith(f"{OFFLINE_MODEL} (text-embedding-3-large has embedded 0 of ")
+    assert str(answer.findings[0]["day"]) == "2026-02-11"
+    assert answer.answer is not None  # the chat API is up: GPT still answers from what the offline search found

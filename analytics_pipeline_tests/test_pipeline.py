@@ -4,6 +4,8 @@ The three bundled samples are loaded once for this module (the sensor's per-file
 refresh over their whole span), and each test checks one table against an independent pandas reading.
 """
 
+import os
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -18,7 +20,9 @@ from analytics_pipeline_tests.conftest import (
     load_uploads,
     materializations,
     refresh_days,
+    resources,
 )
+from analytics_pipeline_tests.stack import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +238,64 @@ def test_daily_row_counts_are_per_month_only_when_a_run_covers_one_month(loaded)
         assert materialization.metadata["first_day"].value == str(end.replace(day=1))
         assert materialization.metadata["dagster/row_count"].value == materialization.metadata["rows_in_range"].value
         assert materialization.metadata["dagster/row_count"].value == in_month > 0
+
+
+FINDINGS = "SELECT * FROM analytics.findings ORDER BY kind, day, segment, metric, model"
+
+
+def test_findings_keep_every_anomaly_the_insight_and_each_forecast_once(loaded):
+    from analytics_pipeline.analysis.embedding import OFFLINE_MODEL
+    from analytics_pipeline.assets.findings import findings_index
+
+    engine = loaded["engine"]
+    [materialization] = materializations(loaded["result"], "findings_index")  # part of every daily refresh
+    found = _frame(engine, FINDINGS)
+    assert set(found["model"]) == {OFFLINE_MODEL}  # no key: the offline embedding only
+    anomalies = _frame(engine, "SELECT day, segment, metric FROM analytics.metric_anomalies")
+    assert sorted(found.query("kind == 'anomaly'")[["day", "segment", "metric"]].itertuples(index=False)) == sorted(
+        anomalies.itertuples(index=False))
+    assert list(found.query("kind == 'insight'")["day"].astype(str)) == [str(loaded["truth"]["day"].max())]
+    forecasts = found.query("kind == 'forecast'")
+    assert set(forecasts["segment"]) == set(_frame(engine, "SELECT segment FROM analytics.forecast_totals")["segment"])
+    assert materialization.metadata["findings"].value == len(found)
+
+    # Findings are keyed by what they are about: materialising again over the same data changes no row, not even
+    # when it was indexed.
+    result = dg.materialize([findings_index], instance=loaded["instance"], resources=resources(loaded["folders"]))
+    assert result.asset_materializations_for_node("findings_index")[0].metadata["embedded_by_this_run"].value == (
+        f"{OFFLINE_MODEL}: 0")
+    assert _frame(engine, FINDINGS).equals(found)
+
+
+def test_a_question_about_a_planted_anomaly_returns_it_first(loaded):
+    """`analytics ask`, as a user types it, on this module's warehouse (no key): the retail sample's card-payment
+    outage (2026-03-17) comes first."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DAGSTER_HOME")}
+    asked = run_cli(["ask", "why did revenue drop in March?"], env, timeout=300)
+    assert asked.returncode == 0, asked.stdout[-3000:] + asked.stderr[-3000:]
+    assert "Dates asked about: March (any year); their findings come first" in asked.stdout
+    heading, text, *_ = asked.stdout.split("\n1. ", 1)[1].splitlines()
+    assert heading.startswith("2026-03-17 anomaly: total, revenue")
+    assert text.strip().startswith("Revenue drop on Tuesday 17 March 2026, overall: revenue")
+    assert "(no OPENAI_API_KEY: the findings only)" in asked.stdout
+
+
+def test_a_question_asked_from_the_ui_is_answered_on_findings_index(loaded):
+    """ask_findings_job, as launched from the UI with a question in its config: the summer flash sale (2026-06-10)
+    comes first, and the answer is an observation of findings_index."""
+    from analytics_pipeline.definitions import defs
+
+    question = "When did sales spike in June?"
+    result = defs.resolve_job_def("ask_findings_job").execute_in_process(
+        instance=loaded["instance"], run_config={"ops": {"ask_findings": {"config": {"question": question}}}}
+    )
+    answer = result.output_for_node("ask_findings")
+    top = answer.findings[0]
+    assert (str(top["day"]), top["kind"], top["segment"], top["metric"]) == (
+        "2026-06-10", "anomaly", "total", "revenue")
+    assert all(finding["on_dates_asked"] for finding in answer.findings)  # June has more than 5 findings
+    [observation] = loaded["instance"].fetch_observations(dg.AssetKey("findings_index"), limit=1).records
+    metadata = observation.asset_observation.metadata
+    assert metadata["question"].value == question
+    assert metadata["top_finding"].value == "2026-06-10 anomaly total revenue"
+    assert "Revenue spike on Wednesday 10 June 2026, overall" in metadata["answer"].value

@@ -507,6 +507,7 @@ EDGES = {
     ("daily_product_metrics", "insights"),
     *{(model, consumer) for model in ("revenue_forecast", "metric_anomalies")
       for consumer in ("insights", "revenue_chart")},
+    *{(found, "findings_index") for found in ("insights", "revenue_forecast", "metric_anomalies")},
 }
 
 

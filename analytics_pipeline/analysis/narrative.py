@@ -43,13 +43,16 @@ def money_text(value: float) -> str:
     return f"{sign}{size.quantize(Decimal('0.01'), ROUND_HALF_UP):,}"
 
 
+CHAT_MODEL = "gpt-4o-mini"  # what writes grounded text (narratives, answers) unless a run's config names another
+# The rule every prompt for grounded text states, in the form ungrounded_numbers checks.
+NUMBER_RULES = (
+    "Use only numbers that appear in the facts JSON, copied exactly or rounded as a person writes them: money of "
+    f"a million or more in millions with two decimals ({money_text(1_366_168.66)}), of ten thousand or more in "
+    f"thousands with one decimal ({money_text(48_213.5)}), smaller amounts with two decimals "
+    f"({money_text(912.4)}); counts as whole numbers; percentages with one decimal; dates as YYYY-MM-DD. Never "
+    "compute new numbers (no new sums, differences, ratios or percentages).")
 SYSTEM_PROMPT = (
-    "You write short narratives for a daily sales dashboard. Use only numbers that appear in the "
-    "facts JSON, copied exactly or rounded as a person writes them: money of a million or more in "
-    f"millions with two decimals ({money_text(1_366_168.66)}), of ten thousand or more in thousands "
-    f"with one decimal ({money_text(48_213.5)}), smaller amounts with two decimals "
-    f"({money_text(912.4)}); counts as whole numbers; percentages with one decimal; dates as "
-    "YYYY-MM-DD. Never compute new numbers (no new sums, differences, ratios or percentages). "
+    f"You write short narratives for a daily sales dashboard. {NUMBER_RULES} "
     "latest_day is the last complete day and every figure ends there; when partial_day is set, say "
     "that day is incomplete and why (its reason) and that it is left out. Write three short "
     "sections: 'What changed', 'Why it may have changed' (movers, zero days and anomalies are "

@@ -19,7 +19,6 @@ from analytics_pipeline.warehouse.db import fetch_frame
 
 GROUNDED_CHECK = "narrative_grounded"
 OFFLINE_WRITER = "offline"
-MAX_ERROR_CHARS = 300  # of the provider's error kept in the metadata
 # Days of region and product revenue read for the movers: one more than they compare, as the latest day may be
 # partial and left out.
 RECENT_DAYS = narrative.MOVER_HISTORY_DAYS + 1
@@ -31,7 +30,7 @@ VALUES (:generated_at, :writer, :narrative, CAST(:facts AS jsonb), :ungrounded)
 
 
 class InsightsConfig(dg.Config):
-    model: str = "gpt-4o-mini"
+    model: str = narrative.CHAT_MODEL
     timeout_seconds: float = 60.0
 
 
@@ -139,14 +138,9 @@ def _write(context, config: InsightsConfig, openai: OpenAIResource, facts: dict)
             raise ValueError("empty completion")
     except (openai_sdk.OpenAIError, ValueError) as error:
         context.log.warning(f"LLM unavailable ({type(error).__name__}); falling back to the offline writer")
-        # Providers echo the key and the Authorization header in their errors (a 401 quotes the key it refused):
-        # redacted before the text reaches the metadata, and cut after, so a cut never splits a secret in two.
-        reason = redaction.redact(f"fallback after {type(error).__name__}: {error}", [openai.api_key])
-        return (
-            OFFLINE_WRITER,
-            narrative.offline_narrative(facts),
-            {"llm": reason[:MAX_ERROR_CHARS], "llm_model": config.model},
-        )
+        # Providers echo the key and the Authorization header in their errors (a 401 quotes the key it refused).
+        reason = f"fallback after {redaction.error_text(error, [openai.api_key])}"
+        return OFFLINE_WRITER, narrative.offline_narrative(facts), {"llm": reason, "llm_model": config.model}
     return (
         f"openai:{response.model or config.model}",
         text,

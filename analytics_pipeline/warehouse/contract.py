@@ -13,8 +13,8 @@ _COLUMN = re.compile(r"^\s{4}(\w+)\s+([a-z]+(?: precision)?(?:\(\d+, \d+\))?(?:\
 
 
 @cache
-def _tables() -> dict[str, dg.TableSchema]:
-    ddl = resources.files("analytics_pipeline.warehouse").joinpath("schema.sql").read_text()
+def _tables(ddl_file: str = "schema.sql") -> dict[str, dg.TableSchema]:
+    ddl = resources.files("analytics_pipeline.warehouse").joinpath(ddl_file).read_text()
     tables = {}
     for name, body in _TABLE.findall(ddl):
         columns = []
@@ -36,9 +36,10 @@ def table_names() -> tuple[str, ...]:
     return tuple(_tables())
 
 
-def table_metadata(table: str) -> dict:
-    """Definition metadata for an asset stored in ``analytics.<table>``: its name and column schema."""
+def table_metadata(table: str, ddl_file: str = "schema.sql") -> dict:
+    """Definition metadata for an asset stored in ``analytics.<table>``: its name and column schema, from the DDL
+    file that creates it (schema.sql, or a file an asset applies itself, such as findings.sql)."""
     return {
         "dagster/table_name": f"{SCHEMA}.{table}",
-        "dagster/column_schema": _tables()[table],
+        "dagster/column_schema": _tables(ddl_file)[table],
     }
