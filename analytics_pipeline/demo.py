@@ -19,7 +19,7 @@ from analytics_pipeline.definitions import defs
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.checks import ANALYSED_CHECK
 from analytics_pipeline.partitions import months_for, upload_files
-from analytics_pipeline.warehouse import db, server
+from analytics_pipeline.warehouse import db, findings, server
 from analytics_pipeline.warehouse.contract import table_names
 
 # The source pulls, as their hourly schedules run them; each says what it pulled, or that it is not configured.
@@ -142,6 +142,8 @@ def _print_summary(engine: sa.Engine, url: str, pulled: dict[str, str], not_anal
         ).one()
         span = conn.execute(sa.text("SELECT min(day), max(day) FROM analytics.transactions")).one()
         counts = {table: db.row_count(conn, table) for table in table_names()}
+        if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": f"analytics.{findings.TABLE}"}).scalar():
+            counts[findings.TABLE] = db.row_count(conn, findings.TABLE)  # made by findings_index (pgvector)
         chart = conn.execute(sa.text("SELECT path FROM analytics.charts WHERE chart = 'revenue_overview'")).scalar()
     print()
     print("Summary")
@@ -156,6 +158,7 @@ def _print_summary(engine: sa.Engine, url: str, pulled: dict[str, str], not_anal
     for table, count in counts.items():
         print(f"    {table:<24} {count:>10,} rows")
     print(f"  forecast horizon: {HORIZON_DAYS} days")
+    print('  ask what was found: analytics ask "why did revenue drop in March?"')
     print(f"  chart: {chart} (all regions; {counts['charts'] - 1} per-region charts next to it)")
     # The password never reaches the terminal (or a CI log); `analytics db` prints the full URL for your own shell.
     print(f"  database: {server.masked_url(server.libpq_url(url))}   (psql \"$(analytics db)\" connects)")
