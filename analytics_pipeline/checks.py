@@ -79,13 +79,14 @@ def combined(check_name: str, results: list[tuple[str, dg.AssetCheckResult]]) ->
         for label, value in result.metadata.items():
             if isinstance(value.value, int) and not isinstance(value.value, bool):
                 metadata[label] = metadata.get(label, 0) + value.value
-    severities = {result.severity for _, result in failed}
+    errors = any(result.severity == dg.AssetCheckSeverity.ERROR for _, result in failed)
     return dg.AssetCheckResult(
         check_name=check_name,
         passed=not failed,
-        severity=dg.AssetCheckSeverity.ERROR if dg.AssetCheckSeverity.ERROR in severities else dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
         description=(
-            f"{len(failed)} of {len(results)} files: " + "; ".join(f"{name}: {r.description}" for name, r in failed[:10])
+            f"{len(failed)} of {len(results)} files: "
+            + "; ".join(f"{name}: {r.description}" for name, r in failed[:10])
             + ("; …" if len(failed) > 10 else "")
         ) if failed else None,
         metadata=metadata,

@@ -6,8 +6,17 @@ import typing
 
 import dagster as dg
 
-from analytics_pipeline.assets import anomalies, charts, forecasting, insights, metrics, sources, transactions, uploads
-from analytics_pipeline.assets import findings
+from analytics_pipeline.assets import (
+    anomalies,
+    charts,
+    findings,
+    forecasting,
+    insights,
+    metrics,
+    sources,
+    transactions,
+    uploads,
+)
 from analytics_pipeline.jobs import (
     api_pull_job,
     ask_findings_job,

@@ -11,14 +11,13 @@ import shutil
 
 import dagster as dg
 import sqlalchemy as sa
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from analytics_pipeline import paths
 from analytics_pipeline.analysis.forecast import HORIZON_DAYS
+from analytics_pipeline.checks import ANALYSED_CHECK
 from analytics_pipeline.definitions import defs
 from analytics_pipeline.ingestion import files
-from analytics_pipeline.checks import ANALYSED_CHECK
-from analytics_pipeline.partitions import months_for, upload_files
+from analytics_pipeline.partitions import months_for, range_tags, upload_files
 from analytics_pipeline.warehouse import db, findings, server
 from analytics_pipeline.warehouse.contract import table_names
 
@@ -87,7 +86,7 @@ def run_demo() -> int:
         result = refresh.execute_in_process(
             run_config=QUIET,
             instance=instance,
-            tags={ASSET_PARTITION_RANGE_START_TAG: months[0], ASSET_PARTITION_RANGE_END_TAG: months[1]},
+            tags=range_tags(*months),
             raise_on_error=False,
         )
         outcome = f"daily metrics for the months {months[0]}..{months[1]} and downstream"

@@ -16,10 +16,20 @@ from datetime import date, datetime, timedelta
 
 import dagster as dg
 
+# No public API asks for one run over a range of partitions: RunRequest and execute_in_process take a single
+# partition_key, and a range is the two tags a single-run backfill puts on its run (RunRequest.partition_key_range
+# reads them back). The tag names are Dagster's, so they come from where Dagster defines them.
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
 # Single-run backfills exist only as the beta `backfill_policy` parameter; without it a backfill over twenty years
 # would be one run per month, and a batch of uploads one run per file. Silence exactly that warning, which every
 # process importing the definitions would otherwise print.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset`", category=dg.BetaWarning)
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """The tags of one run over the partitions first..last, as a single-run backfill launches it."""
+    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
 
 upload_files = dg.DynamicPartitionsDefinition(name="upload_files")
 # A run over a range of file partitions loads them one after another in one process: Dagster's per-run overhead is

@@ -80,7 +80,7 @@ def stranded_objects(conn: sa.Connection, bucket: Bucket) -> list[Stranded]:
             if candidate in present and candidate != row["path"]:
                 found.append(Stranded(candidate, target, f"{row['status']} file not in the {home}"))
                 break
-    for key, urls in sorted(filed.items()):
+    for _, urls in sorted(filed.items()):
         found += [Stranded(url, f"{bucket}{url.rpartition('/')[2]}", "filed under a key with no registry row")
                   for url in sorted(urls)]
     return found

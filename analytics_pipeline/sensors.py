@@ -6,11 +6,10 @@ import os
 import time
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.jobs import daily_refresh_job, ingest_upload_job
-from analytics_pipeline.partitions import months_for, upload_files
+from analytics_pipeline.partitions import months_for, range_tags, upload_files
 from analytics_pipeline.resources import Location, UploadFolders, Warehouse
 from analytics_pipeline.warehouse import registry
 from analytics_pipeline.warehouse.registry import FileStatus
@@ -42,14 +41,14 @@ RETRY_GRACE_SECONDS = 120  # how long after a failure the sensor waits for run r
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches the uploads folder, or the bucket of ANALYTICS_UPLOADS_URL. Each new, settled file becomes a partition of raw_uploads (key: sanitised "
-        f"name + content hash); the new files of a tick are loaded in batches of up to {FILES_PER_RUN} files "
-        "(ANALYTICS_FILES_PER_RUN) per run, each file in its own transaction, at most ANALYTICS_MAX_RUNS_PER_TICK "
-        f"({MAX_RUNS_PER_TICK}) runs per tick. Files still being written wait for a quiet tick. Bytes that were "
-        "already loaded, under any name, are not loaded again: the copy is moved to the archive next to the "
-        "original. A quarantined or replaced file dropped again is loaded again; a file whose loads keep failing "
-        "(after run retries) is quarantined with the failure as its reason; symbolic links and other non-regular "
-        "entries are quarantined unread."
+        "Watches the uploads folder, or the bucket of ANALYTICS_UPLOADS_URL. Each new, settled file becomes a "
+        "partition of raw_uploads (key: sanitised name + content hash); the new files of a tick are loaded in "
+        f"batches of up to {FILES_PER_RUN} files (ANALYTICS_FILES_PER_RUN) per run, each file in its own "
+        f"transaction, at most ANALYTICS_MAX_RUNS_PER_TICK ({MAX_RUNS_PER_TICK}) runs per tick. Files still being "
+        "written wait for a quiet tick. Bytes that were already loaded, under any name, are not loaded again: the "
+        "copy is moved to the archive next to the original. A quarantined or replaced file dropped again is loaded "
+        "again; a file whose loads keep failing (after run retries) is quarantined with the failure as its reason; "
+        "symbolic links and other non-regular entries are quarantined unread."
     ),
 )
 def upload_sensor(
@@ -182,8 +181,7 @@ def _run_request(batch: list[files.Entry], keys: list[str], run_key: str | None)
     }
     if len(keys) == 1:
         return dg.RunRequest(run_key=batch_id, partition_key=keys[0], tags=tags)
-    range_tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
-    return dg.RunRequest(run_key=batch_id, tags=tags | range_tags)
+    return dg.RunRequest(run_key=batch_id, tags=tags | range_tags(keys[0], keys[-1]))
 
 
 def _runs(instance: dg.DagsterInstance, key: str, batch: str | None, cache: dict[str, list]) -> list:
@@ -220,7 +218,9 @@ def _given_up(instance: dg.DagsterInstance, records: list) -> str | None:
     return f"loading failed {attempts} time(s); last run {last.run_id}: {files.excerpt(said)}"
 
 
-def _quarantine_failed(warehouse: Warehouse, location: Location, entry: files.Entry, key: str, digest: str, reason: str):
+def _quarantine_failed(
+    warehouse: Warehouse, location: Location, entry: files.Entry, key: str, digest: str, reason: str
+):
     facts = {"file_key": key, "file_name": files.display_name(entry.name), "content_hash": digest,
              "size_bytes": entry.size, "run_id": None}
     with warehouse.transaction() as conn:
@@ -282,7 +282,7 @@ def touched_days_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         run_requests=[
             dg.RunRequest(
                 run_key=f"refresh-{max(record.storage_id for record in records)}",
-                tags={ASSET_PARTITION_RANGE_START_TAG: months[0], ASSET_PARTITION_RANGE_END_TAG: months[1]},
+                tags=range_tags(*months),
             )
         ],
         cursor=cursor,

@@ -139,16 +139,14 @@ def load_uploads(instance: dg.DagsterInstance, folders, uploads: list[Path]) -> 
 def refresh_days(instance: dg.DagsterInstance, start: str, end: str, selection: list[str] | None = None):
     """Run the daily refresh job in one run over the month partitions holding the days start..end, as a single-run
     backfill does."""
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
     from analytics_pipeline.definitions import defs
-    from analytics_pipeline.partitions import months_for
+    from analytics_pipeline.partitions import months_for, range_tags
 
     start, end = months_for(start, end)
     job = defs.resolve_job_def("daily_refresh_job")
     result = job.execute_in_process(
         instance=instance,
-        tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+        tags=range_tags(start, end),
         asset_selection=[dg.AssetKey(name) for name in selection] if selection else None,
     )
     assert result.success

@@ -21,7 +21,9 @@ def retail(path: Path) -> pd.DataFrame:
             "customer": raw["CustomerID"].replace("", None),
         }
     )
-    valid = frame["occurred_at"].notna() & frame["quantity"].notna() & frame["price"].notna() & (frame["order_id"] != "")
+    valid = (
+        frame["occurred_at"].notna() & frame["quantity"].notna() & frame["price"].notna() & (frame["order_id"] != "")
+    )
     frame = frame[valid].copy()
     frame["amount"] = frame["quantity"] * frame["price"]
     frame["is_order"] = ~frame["order_id"].str.startswith("C")

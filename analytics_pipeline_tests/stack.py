@@ -124,7 +124,8 @@ class Stack:
         for event in data["runOrError"]["eventConnection"]["events"]:
             error = event.get("error") or event.get("pipelineFailureError") or event.get("engineError")
             if event.get("level") == "ERROR" or error:
-                errors.append(f"{event['__typename']}: {event.get('message')}" + (f" | {error['message']}" if error else ""))
+                cause = f" | {error['message']}" if error else ""
+                errors.append(f"{event['__typename']}: {event.get('message')}{cause}")
         return errors
 
     def rows(self, sql: str, params: dict | None = None) -> list[tuple]:

@@ -70,7 +70,8 @@ def test_the_demo_reports_history_before_a_configured_start_and_analyses_the_res
             assert "refreshed daily metrics for the months 2000-01.." in demo.stdout
             engine = sa.create_engine(server.psycopg2_url(run_cli(["db"], env).stdout.strip()))
             with engine.connect() as conn:
-                first, revenue = conn.execute(sa.text("SELECT min(day), sum(revenue) FROM analytics.daily_metrics")).one()
+                totals = sa.text("SELECT min(day), sum(revenue) FROM analytics.daily_metrics")
+                first, revenue = conn.execute(totals).one()
             engine.dispose()
             # From the first analysed day (zeros until the 2011 sale); the 1998 sale is loaded but not aggregated.
             assert str(first) == "2000-01-01" and float(revenue) == 3.00

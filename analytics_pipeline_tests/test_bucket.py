@@ -104,7 +104,8 @@ def _registry(engine, key: str) -> dict:
 
 def _loaded_rows(engine, key: str) -> int:
     with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT count(*) FROM analytics.transactions WHERE source = :k"), {"k": key}).scalar()
+        count = sa.text("SELECT count(*) FROM analytics.transactions WHERE source = :k")
+        return conn.execute(count, {"k": key}).scalar()
 
 
 def test_a_good_object_loads_once_and_moves_to_the_archive_prefix(instance, folders, s3, engine):

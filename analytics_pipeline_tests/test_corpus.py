@@ -314,7 +314,8 @@ columns = { order_id = "Name", customer_id = "Email", quantity = "Lineitem quant
     Case("header_only.csv", "loaded"),  # a day without sales: loaded, nothing in it
     Case(
         "empty_file.csv", "quarantined",
-        reason=f"cannot find required column(s) occurred_at, quantity, unit_price: the file has columns (none); {NEEDS}",
+        reason="cannot find required column(s) occurred_at, quantity, unit_price: the file has columns (none); "
+        + NEEDS,
     ),
     Case(
         "header_only_no_newline.csv", "loaded",

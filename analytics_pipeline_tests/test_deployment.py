@@ -106,7 +106,7 @@ def dockerfile_env() -> dict[str, str]:
     env = {}
     for command in dockerfile_commands():
         if command.cmd == "ENV":
-            env.update(zip(command.value[::2], command.value[1::2]))
+            env.update(zip(command.value[::2], command.value[1::2], strict=True))
     return env
 
 
@@ -181,6 +181,7 @@ def test_docker_compose_config_is_valid_and_wires_the_stack():
     [(_, _, ui_port)] = published_ports(services["webserver"])
     assert ui_port == int(option(services["webserver"]["command"], "-p"))
 
+    # Dagster's own validation of a workspace file (what `dagster dev -w` runs); it has no public entry point.
     from dagster._core.workspace.config_schema import ensure_workspace_config
 
     workspace = ensure_workspace_config(load_yaml(DOCKER_WORKSPACE), str(DOCKER_WORKSPACE))
@@ -300,9 +301,10 @@ def test_docker_instance_is_valid_dagster_config_with_a_docker_run_launcher(ware
     """Dagster loads deploy/dagster.docker.yaml as an instance whose DockerRunLauncher starts each run on the compose
     network with the data volume and every variable the code server has (building and running containers needs a
     Docker engine, which this machine lacks: that part is not exercised here)."""
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, QueuedRunCoordinator
+
+    # Dagster's own loading of an instance's dagster.yaml; it has no public entry point.
     from dagster._core.instance.config import dagster_instance_config
-    from dagster._core.run_coordinator import QueuedRunCoordinator
     from dagster_docker import DockerRunLauncher
 
     config = compose_config()
@@ -616,7 +618,9 @@ def test_readme_documents_the_exact_commands():
     secrets = {words[4]: words[5:] for words in readme_command("kubectl", "create", "secret", "generic")}
     assert set(secrets) == {values["global"]["postgresqlSecretName"], deployment["envSecrets"][0]["name"]}
     literals = {
-        name: dict(word.removeprefix("--from-literal=").split("=", 1) for word in words if word.startswith("--from-literal="))
+        name: dict(
+            word.removeprefix("--from-literal=").split("=", 1) for word in words if word.startswith("--from-literal=")
+        )
         for name, words in secrets.items()
     }
     assert set(literals[values["global"]["postgresqlSecretName"]]) == {"postgresql-password"}

@@ -222,7 +222,7 @@ def write_parquet_new_york(path: Path, lines: list[Line]) -> tuple[int, int]:
     bad = [("NY-900020", None, "C1", "North", "SKU-001", 1, Decimal("2.55")),
            ("NY-900021", lines[0].at, "C1", "North", "SKU-001", 1, None)]
     rows += bad
-    columns = list(zip(*rows))
+    columns = list(zip(*rows, strict=True))
     new_york = "America/New_York"
     stamps = [None if t is None else t.astimezone(timezone(timedelta(hours=-5))) for t in columns[1]]
     table = pa.table({

@@ -40,7 +40,7 @@ def _load(instance, folders, engine: sa.Engine, name: str, content: bytes) -> di
         "WHERE file_key = :key",
         key=key,
     )
-    return dict(zip(("status", "read", "loaded", "rejected", "reason"), registry))
+    return dict(zip(("status", "read", "loaded", "rejected", "reason"), registry, strict=True))
 
 
 def _rejected(engine: sa.Engine) -> list[tuple[int, str]]:

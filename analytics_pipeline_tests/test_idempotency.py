@@ -56,7 +56,9 @@ def test_quiet_days_inside_the_span_are_zero_rows_and_outside_days_are_not_inven
     load_uploads(instance, folders, [path])
     refresh_days(instance, "2026-02-25", "2026-03-10", selection=DAILY)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT day::text, revenue, orders, avg_order_value FROM analytics.daily_metrics ORDER BY day")).all()
+        rows = conn.execute(
+            sa.text("SELECT day::text, revenue, orders, avg_order_value FROM analytics.daily_metrics ORDER BY day")
+        ).all()
     assert [tuple(r) for r in rows] == [
         ("2026-03-02", 25.5, 1, 25.5),
         ("2026-03-03", 0, 0, None),
@@ -102,7 +104,9 @@ def test_every_load_and_daily_materialisation_shows_a_preview(instance, folders,
 
     key = files.describe(path).key
     instance.add_dynamic_partitions("upload_files", [key])
-    loaded = dg.materialize([raw_uploads, transactions], instance=instance, partition_key=key, resources=resources(folders))
+    loaded = dg.materialize(
+        [raw_uploads, transactions], instance=instance, partition_key=key, resources=resources(folders)
+    )
     for node in ("raw_uploads", "transactions"):
         table = loaded.asset_materializations_for_node(node)[0].metadata["preview"].value
         assert "P1" in table and "order_id" in table

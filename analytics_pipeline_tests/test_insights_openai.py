@@ -14,8 +14,8 @@ from markdown_it import MarkdownIt
 
 from analytics_pipeline.assets.insights import GROUNDED_CHECK, insights
 from analytics_pipeline_tests.chat_server import chat_server
-from analytics_pipeline_tests.http_server import Request, serve
 from analytics_pipeline_tests.conftest import drop_samples, emptied_warehouse, load_uploads, refresh_days, resources
+from analytics_pipeline_tests.http_server import Request, serve
 
 
 @pytest.fixture(scope="module")

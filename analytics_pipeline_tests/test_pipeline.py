@@ -52,7 +52,9 @@ def _frame(engine: sa.Engine, sql: str) -> pd.DataFrame:
 
 def test_transactions_match_an_independent_reading(loaded):
     truth = loaded["truth"]
-    stored = _frame(loaded["engine"], "SELECT count(*) AS n, sum(amount)::float8 AS revenue FROM analytics.transactions")
+    stored = _frame(
+        loaded["engine"], "SELECT count(*) AS n, sum(amount)::float8 AS revenue FROM analytics.transactions"
+    )
     assert stored["n"][0] == len(truth)
     assert stored["revenue"][0] == pytest.approx(truth["amount"].sum(), abs=0.01)
 
@@ -134,7 +136,8 @@ def test_forecast_covers_the_next_30_days_per_segment(loaded):
 
 def test_planted_anomalies_are_found(loaded):
     anomalies = _frame(
-        loaded["engine"], "SELECT day, direction FROM analytics.metric_anomalies WHERE segment = 'total' AND metric = 'revenue'"
+        loaded["engine"],
+        "SELECT day, direction FROM analytics.metric_anomalies WHERE segment = 'total' AND metric = 'revenue'",
     )
     found = {(str(row.day), row.direction) for row in anomalies.itertuples()}
     assert ("2025-11-28", "spike") in found  # Black Friday in the retail sample

@@ -43,7 +43,8 @@ def test_doctor_returns_an_unregistered_archived_file_to_the_folder_and_it_loads
             assert listed.returncode == 1, listed.stdout + listed.stderr
             assert f"in the archive with no registry row: {orphan}" in listed.stdout
             repaired = run_cli(["doctor", "--repair"], env)
-            assert repaired.returncode == 0 and f"moved {orphan} -> {data / 'uploads' / 'orders.csv'}" in repaired.stdout
+            assert repaired.returncode == 0
+            assert f"moved {orphan} -> {data / 'uploads' / 'orders.csv'}" in repaired.stdout
             assert not orphan.exists() and (data / "uploads" / "orders.csv").read_text() == ORDERS
 
             demo = run_cli(["demo"], env)  # the file is in the watched folder again: it loads

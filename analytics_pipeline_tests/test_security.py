@@ -69,7 +69,9 @@ def test_a_bi_login_reads_the_analytics_tables_and_nothing_else(reader, engine):
         "SELECT * FROM public.event_logs",
     ):
         assert "permission denied" in _refused(reader, statement), statement
-    for statement in ("CREATE TABLE analytics.mine (x int)", "CREATE TABLE public.mine (x int)", "DROP TABLE analytics.insights"):
+    for statement in (
+        "CREATE TABLE analytics.mine (x int)", "CREATE TABLE public.mine (x int)", "DROP TABLE analytics.insights"
+    ):
         refusal = _refused(reader, statement)
         assert "permission denied" in refusal or "must be owner" in refusal, statement
 
@@ -197,7 +199,9 @@ def test_escape_bounds_a_cell_and_escape_text_keeps_paragraphs():
 # Advisories accepted on purpose, each with why: {"PYSEC-... or GHSA-...": "reason"}. Empty: nothing is accepted.
 ACCEPTED_ADVISORIES: dict[str, str] = {}
 # What pip-audit's stderr says when it cannot reach a vulnerability service at all.
-_UNREACHABLE = ("ConnectionError", "NameResolutionError", "Max retries exceeded", "Temporary failure in name resolution")
+_UNREACHABLE = (
+    "ConnectionError", "NameResolutionError", "Max retries exceeded", "Temporary failure in name resolution"
+)
 
 
 def test_installed_dependencies_have_no_known_vulnerabilities(tmp_path):
@@ -211,7 +215,8 @@ def test_installed_dependencies_have_no_known_vulnerabilities(tmp_path):
     )
     if not report.exists():
         if any(sign in result.stderr for sign in _UNREACHABLE):
-            pytest.skip(f"pip-audit could not reach its vulnerability service: {result.stderr.strip().splitlines()[-1]}")
+            last = result.stderr.strip().splitlines()[-1]
+            pytest.skip(f"pip-audit could not reach its vulnerability service: {last}")
         pytest.fail(f"pip-audit failed (exit {result.returncode}): {result.stderr[-3000:]}")
     dependencies = json.loads(report.read_text())["dependencies"]
     audited = [d for d in dependencies if "skip_reason" not in d]

@@ -6,7 +6,6 @@ from datetime import date
 
 import dagster as dg
 import sqlalchemy as sa
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.resources import Warehouse
@@ -84,8 +83,7 @@ def test_loaded_days_are_refreshed_as_one_range_run(instance, folders, engine):
     result = touched_days_sensor(context)
     [request] = result.run_requests
     # The file holds 2026-01-02..2026-11-20: the months holding those days.
-    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-01"
-    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-11"
+    assert request.partition_key_range == dg.PartitionKeyRange("2026-01", "2026-11")
 
     again = touched_days_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
     assert not again.run_requests
@@ -118,7 +116,7 @@ def test_new_files_share_runs_up_to_the_limits(instance, folders, engine, monkey
     # Each run covers a range of file partitions that holds exactly its ten files, in the order they were added.
     order = instance.get_dynamic_partitions("upload_files")
     for run, names in zip(first.run_requests, (range(0, 10), range(10, 20)), strict=True):
-        start, end = order.index(run.tags[ASSET_PARTITION_RANGE_START_TAG]), order.index(run.tags[ASSET_PARTITION_RANGE_END_TAG])
+        start, end = (order.index(key) for key in run.partition_key_range)
         expected = [files.describe(folders.uploads_path / f"orders_{i:03d}.csv").key for i in names]
         assert order[start:end + 1] == expected
     second = _tick(instance, folders, first.cursor)
@@ -140,28 +138,26 @@ def test_a_request_whose_run_was_never_created_is_made_again(instance, folders, 
 
 
 def test_loads_from_the_other_sources_refresh_their_days_too(instance):
-    for asset, first, last in (("database_transactions", "2026-03-02", "2026-03-09"), ("api_transactions", "2026-02-20", "2026-03-01")):
+    for asset, first, last in (
+        ("database_transactions", "2026-03-02", "2026-03-09"), ("api_transactions", "2026-02-20", "2026-03-01")
+    ):
         instance.report_runless_asset_event(
             dg.AssetMaterialization(asset_key=asset, metadata={"first_day": first, "last_day": last})
         )
     [request] = touched_days_sensor(dg.build_sensor_context(instance=instance)).run_requests
-    assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
-        "2026-02",
-        "2026-03",
-    )
+    assert tuple(request.partition_key_range) == ("2026-02", "2026-03")
 
 
 def test_loads_of_any_year_are_refreshed_and_future_days_are_clipped(instance):
     """History from 1998 needs no setting; days after the current month have no partition yet."""
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key="transactions", metadata={"first_day": "1998-01-05", "last_day": "2999-01-01"})
+        dg.AssetMaterialization(
+            asset_key="transactions", metadata={"first_day": "1998-01-05", "last_day": "2999-01-01"}
+        )
     )
     [request] = touched_days_sensor(dg.build_sensor_context(instance=instance)).run_requests
     this_month = date.today().strftime("%Y-%m")
-    assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
-        "1998-01",
-        this_month,
-    )
+    assert tuple(request.partition_key_range) == ("1998-01", this_month)
 
 
 # ----------------------------------------------------------------------------------- the file's life (issue 10)
@@ -291,7 +287,7 @@ def test_a_backlog_of_one_loading_asset_does_not_hide_another_assets_loads(insta
     second_tick = touched_days_sensor(dg.build_sensor_context(instance=instance, cursor=first_tick.cursor))
     # The load the first tick could not read is refreshed by the second; nothing is skipped.
     [request] = second_tick.run_requests
-    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2025-12"
+    assert request.partition_key_range.start == "2025-12"
     third = touched_days_sensor(dg.build_sensor_context(instance=instance, cursor=second_tick.cursor))
     assert not third.run_requests
 

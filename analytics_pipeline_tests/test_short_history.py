@@ -18,7 +18,7 @@ from analytics_pipeline.analysis.forecast import (
     MODEL_METHOD,
     NAIVE_METHOD,
 )
-from analytics_pipeline.analysis.history import NOT_ENOUGH_DATA, NO_HISTORY, READY, STATUS_KEY
+from analytics_pipeline.analysis.history import NO_HISTORY, NOT_ENOUGH_DATA, READY, STATUS_KEY
 from analytics_pipeline.analysis.narrative import MIN_COMPARISON_DAYS, NO_HISTORY_NARRATIVE
 from analytics_pipeline.assets.anomalies import metric_anomalies
 from analytics_pipeline.assets.charts import revenue_chart
@@ -47,7 +47,7 @@ def load_history(engine: sa.Engine, revenue: np.ndarray, start: str = "2024-03-0
 
     def rows(share: float, **extra) -> list[dict]:
         out = []
-        for day, value in zip(days, revenue * share):
+        for day, value in zip(days, revenue * share, strict=True):
             orders = int(round(value / 50)) if value > 0 else 0
             out.append({"day": day, "revenue": round(float(value), 2), "orders": orders,
                         "aov": round(float(value) / orders, 2) if orders else None, **extra})
@@ -58,7 +58,7 @@ def load_history(engine: sa.Engine, revenue: np.ndarray, start: str = "2024-03-0
         conn.execute(sa.text("DELETE FROM analytics.daily_metrics"))
         if len(revenue):
             conn.execute(sa.text(_DAILY), rows(1.0))
-            for region, share in zip(REGIONS, (0.6, 0.4)):
+            for region, share in zip(REGIONS, (0.6, 0.4), strict=True):
                 conn.execute(sa.text(_REGION), rows(share, region=region))
 
 
@@ -118,7 +118,7 @@ def test_too_little_history_succeeds_and_says_why(case, engine, instance, folder
     load_history(engine, revenue)
     result, statuses = run(instance, folders)
 
-    for name, reason in zip(NAMES, reasons):
+    for name, reason in zip(NAMES, reasons, strict=True):
         if reason is None:
             assert statuses[name] == READY, name
         else:

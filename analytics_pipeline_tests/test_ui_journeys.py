@@ -31,6 +31,7 @@ from analytics_pipeline import paths
 from analytics_pipeline.ingestion.files import describe
 from analytics_pipeline.warehouse import server
 from analytics_pipeline_tests import browser as ui
+from analytics_pipeline_tests.lineage import DAILY, EDGES, GROUPS, PARTITIONED
 from analytics_pipeline_tests.stack import Stack, dev_stack, user_environment, wait_for
 
 SENSOR_INTERVAL = 15  # upload_sensor's minimum_interval_seconds
@@ -38,7 +39,6 @@ SENSOR_INTERVAL = 15  # upload_sensor's minimum_interval_seconds
 # what the daemon needs to evaluate the tick and create the run on a busy two-core machine.
 RUN_WITHIN_SECONDS = 2 * SENSOR_INTERVAL + 10
 RUN_TIMEOUT = 300
-DAILY = ("daily_metrics", "daily_region_metrics", "daily_product_metrics", "daily_company_metrics")
 
 # Data dated relative to today, so the partitions, the "last 90 days" of the partition dialog and the chart's
 # forecast line up whenever the test runs.
@@ -363,7 +363,8 @@ def test_dropped_files_are_loaded_rejected_and_refreshed_without_a_click(stack: 
     assert failed["status"] == "FAILED" and failed["evaluation"]["success"] is False
     # A run of one file says the reason as it is; a batch names the file before its reason.
     description = failed["evaluation"]["description"]
-    assert description == reason or re.fullmatch(rf"1 of [23] files: {re.escape(NO_COLUMNS)}: {re.escape(reason)}", description)
+    one_of_several = rf"1 of [23] files: {re.escape(NO_COLUMNS)}: {re.escape(reason)}"
+    assert description == reason or re.fullmatch(one_of_several, description)
     for role in ("good", "some_bad"):
         if dropped.runs[role]["runId"] != dropped.runs["no_columns"]["runId"]:
             assert by_run[dropped.runs[role]["runId"]]["status"] == "SUCCEEDED"
@@ -498,26 +499,16 @@ def test_a_run_launched_from_the_asset_graph_succeeds(stack: Stack, dropped: Dro
 
 # ------------------------------------------------------------------------------------------------ journey 3
 
-# Every edge of the pipeline, upstream -> downstream, as the lineage must show it.
-EDGES = {
-    ("raw_uploads", "transactions"),
-    *{(source, table) for source in ("transactions", "database_transactions", "api_transactions") for table in DAILY},
-    *{(table, model) for table in ("daily_metrics", "daily_region_metrics")
-      for model in ("revenue_forecast", "metric_anomalies", "insights", "revenue_chart")},
-    ("daily_product_metrics", "insights"),
-    *{(model, consumer) for model in ("revenue_forecast", "metric_anomalies")
-      for consumer in ("insights", "revenue_chart")},
-    *{(found, "findings_index") for found in ("insights", "revenue_forecast", "metric_anomalies")},
-}
-
-
 def test_the_lineage_has_every_edge_and_the_asset_graph_shows_it(stack: Stack, dropped: Drop, page: Page):
     nodes = {n["assetKey"]["path"][0]: n for n in stack.graphql(LINEAGE)["assetNodes"]}
     edges = {(dep["path"][0], name) for name, node in nodes.items() for dep in node["dependencyKeys"]}
     assert edges == EDGES
     assert set(nodes) == {name for edge in EDGES for name in edge}
     assert all(node["description"] for node in nodes.values())  # every asset explains itself in the UI
-    assert {name for name, node in nodes.items() if node["isPartitioned"]} == {"raw_uploads", "transactions", *DAILY}
+    assert {name for name, node in nodes.items() if node["isPartitioned"]} == PARTITIONED
+    assert {name: node["groupName"] for name, node in nodes.items()} == {
+        name: group for group, names in GROUPS.items() for name in names
+    }
     # The chain from a dropped file to the chart is unbroken.
     reachable, frontier = set(), {"raw_uploads"}
     while frontier:

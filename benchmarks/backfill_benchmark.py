@@ -59,16 +59,13 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
-# No public API runs a partition range in process: execute_in_process takes one partition_key, and a range is the
-# two tags a single-run backfill puts on its run (the sensors and demo use the same tags).
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
-from analytics_pipeline import paths
-from analytics_pipeline.partitions import month_key, monthly, months_for
-from analytics_pipeline.warehouse import db
 
 # benchmarks/ is on sys.path when this file runs as a script
 from load_benchmark import benchmark_server, describe_machine, load_generator
+
+from analytics_pipeline import paths
+from analytics_pipeline.partitions import month_key, monthly, months_for, range_tags
+from analytics_pipeline.warehouse import db
 
 LAST_DAY = date(2026, 11, 20)
 FIRST_DAY = LAST_DAY.replace(year=LAST_DAY.year - 2) + timedelta(days=1)
@@ -275,7 +272,7 @@ def settle(bench: Bench) -> Row:
 def single_run(bench: Bench, months: list[str]) -> tuple[RunTiming, list[Row]]:
     """The whole range in one run, as a single-run backfill launches it; checks it was one run and reconciles."""
     runs_before = bench.instance.get_runs_count()
-    tags = {ASSET_PARTITION_RANGE_START_TAG: FIRST_MONTH, ASSET_PARTITION_RANGE_END_TAG: LAST_MONTH}
+    tags = range_tags(FIRST_MONTH, LAST_MONTH)
     timing = timed_run(bench, DAILY_ASSETS, tags=tags)
     runs = bench.instance.get_runs_count() - runs_before
     with bench.engine.connect() as conn:

@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=5_000_000)
     args = parser.parse_args(argv)
     result = measure(args.rows)
-    print(f"| rows | file | from | seconds | peak RSS |\n|---:|---:|---|---:|---:|")
+    print("| rows | file | from | seconds | peak RSS |\n|---:|---:|---|---:|---:|")
     for what in ("bucket", "folder"):
         measured = result[what]
         print(f"| {result['rows']:,} | {result['size_mib']:,.0f} MiB | {what} | {measured['seconds']:.1f} | "

@@ -45,11 +45,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from analytics_pipeline import paths
-from analytics_pipeline.warehouse import canonical, db, server
-
 # benchmarks/ is on sys.path when this file runs as a script (test_kill_trials puts it there too)
 from load_benchmark import benchmark_server, load_generator
+
+from analytics_pipeline import paths
+from analytics_pipeline.warehouse import canonical, db, server
 
 BAD_SHARE = DUP_SHARE = 0.005
 MIN_KILL_SECONDS = 0.5

@@ -18,24 +18,24 @@ lines, ``--dup-share`` exact duplicate lines) and then measures, one after the o
   parsing, typing, validation or network: the least any loader must spend to end with typed rows, next to the bare
   COPY of the raw text) and once with its indexes maintained row by row (what the load cost before a big file got
   a partition of its own, indexed after the load).
-* **dlt** - dlt (``dlt[postgres]``, pinned to DLT_VERSION) loads the same file the way its docs suggest for a
-  Dagster user with a file to load: a ``@dlt.resource`` with ``write_disposition="merge"`` and a primary key, yielding
-  Arrow tables (dlt's fast path: no row-by-row normalisation) read with ``pyarrow.csv.open_csv`` in 16 MiB blocks,
-  into its own schema (``load_benchmark_dlt``, and dlt's ``load_benchmark_dlt_staging``) on the same server and
-  database. The key would be a ``transaction_id`` column, which neither generated shape has, so it is the file's
-  natural unique columns: retail (InvoiceNo, StockCode), since no invoice lists a product twice; billing has none, so
-  its whole line is the key, as the project hashes the whole line. dlt has no reject path and the file is dirty, so the resource types the fields with
-  ``pyarrow.compute`` as the project does (int, numeric, timestamp with the file's format; text kept as text, empty as
-  NULL) and drops the lines whose key, number or timestamp does not type, which are the generator's bad lines: both
-  end with the same rows (the count is checked). dlt's merge stages the rows, de-duplicates them by the key and
-  deletes + inserts (its default ``delete-insert`` strategy; dlt creates no unique index, ``create_indexes`` is off).
-  Each of dlt's Postgres loader file formats is measured (``--dlt-formats``): ``insert_values`` (its default: INSERT
-  ... VALUES statements), ``csv`` (COPY FROM STDIN) and ``parquet`` (ADBC's bulk ingest, with
-  ``adbc-driver-postgresql``); the fastest that ran at a size is the one the targets use, and above
-  ``--dlt-all-formats-up-to`` rows only the fastest at the largest size where all ran is run. A run that would
-  take longer than ``--dlt-timeout`` seconds (a linear estimate from a smaller size that ran) is estimated, not run;
-  one that runs past it is stopped and reported as "> timeout". The time is ``pipeline.run`` (read, extract,
-  normalise, load, merge), after ``import dlt``; dlt's telemetry is off.
+* **dlt** - dlt (``dlt[postgres]``, pinned to DLT_VERSION) loads the same file the way its docs suggest for a Dagster
+  user with a file to load: a ``@dlt.resource`` with ``write_disposition="merge"`` and a primary key, yielding Arrow
+  tables (dlt's fast path: no row-by-row normalisation) read with ``pyarrow.csv.open_csv`` in 16 MiB blocks, into its
+  own schema (``load_benchmark_dlt``, and dlt's ``load_benchmark_dlt_staging``) on the same server and database. The
+  key would be a ``transaction_id`` column, which neither generated shape has, so it is the file's natural unique
+  columns: retail (InvoiceNo, StockCode), since no invoice lists a product twice; billing has none, so its whole line
+  is the key, as the project hashes the whole line. dlt has no reject path and the file is dirty, so the resource
+  types the fields with ``pyarrow.compute`` as the project does (int, numeric, timestamp with the file's format; text
+  kept as text, empty as NULL) and drops the lines whose key, number or timestamp does not type, which are the
+  generator's bad lines: both end with the same rows (the count is checked). dlt's merge stages the rows,
+  de-duplicates them by the key and deletes + inserts (its default ``delete-insert`` strategy; dlt creates no unique
+  index, ``create_indexes`` is off). Each of dlt's Postgres loader file formats is measured (``--dlt-formats``):
+  ``insert_values`` (its default: INSERT ... VALUES statements), ``csv`` (COPY FROM STDIN) and ``parquet`` (ADBC's
+  bulk ingest, with ``adbc-driver-postgresql``); the fastest that ran at a size is the one the targets use, and above
+  ``--dlt-all-formats-up-to`` rows only the fastest at the largest size where all ran is run. A run that would take
+  longer than ``--dlt-timeout`` seconds (a linear estimate from a smaller size that ran) is estimated, not run; one
+  that runs past it is stopped and reported as "> timeout". The time is ``pipeline.run`` (read, extract, normalise,
+  load, merge), after ``import dlt``; dlt's telemetry is off.
 
   dlt and its dependencies live in their own venv, never in the project's: created on first use at ``--dlt-venv``
   (default ``$XDG_CACHE_HOME/analytics-pipeline/load-benchmark-dlt-<DLT_VERSION>``, else under ``~/.cache``) with
@@ -667,8 +667,10 @@ def measure_size(bench: Bench, rows: int, to_sql_base: Measurement | None) -> Si
     print(f"  project: {project.seconds:.1f} s, peak RSS {project.peak_rss / MiB:.0f} MiB")
 
     floors = []
-    for with_indexes, method in ((False, "floor: typed rows into a table like transactions, no index"),
-                                 (True, "floor: the same, transactions' indexes maintained row by row (the design before partitions)")):
+    for with_indexes, method in (
+        (False, "floor: typed rows into a table like transactions, no index"),
+        (True, "floor: the same, transactions' indexes maintained row by row (the design before partitions)"),
+    ):
         checkpoint(bench)
         typed = in_fresh_process(typed_insert, url, with_indexes)
         check_count(method, typed["loaded"], expected)

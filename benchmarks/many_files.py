@@ -172,7 +172,8 @@ def measure(files: int, rows: int, work: Path, timeout: float) -> dict:
         ingest = [r for r in stack.runs() if r["jobName"] == "ingest_upload_job"]
         for run in sorted(ingest, key=lambda r: r["startTime"] or 0):
             tags = {t["key"]: t["value"] for t in run["tags"]}
-            print(f"run {run['runId'][:8]}: {tags.get('upload/files')} files ({tags.get('upload/file_name')}), created {run['creationTime'] - started_at:.1f}"
+            print(f"run {run['runId'][:8]}: {tags.get('upload/files')} files ({tags.get('upload/file_name')}),"
+                  f" created {run['creationTime'] - started_at:.1f}"
                   f" started {(run['startTime'] or 0) - started_at:.1f} ended {(run['endTime'] or 0) - started_at:.1f}")
         return {
             "files": files,
@@ -192,7 +193,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="many_files_") as work:
         result = measure(args.files, args.rows, Path(work), args.timeout)
-    print(f"| files | rows each | all loaded | daily tables refreshed | ingest runs | books |")
+    print("| files | rows each | all loaded | daily tables refreshed | ingest runs | books |")
     print("|---:|---:|---:|---:|---:|---|")
     print(f"| {result['files']:,} | {result['rows_per_file']} | {result['loaded_seconds']} s | "
           f"{result['refreshed_seconds']} s | {result['ingest_runs']} | "

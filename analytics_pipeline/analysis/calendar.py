@@ -57,7 +57,8 @@ class TradingCalendar:
         if day.weekday() in self.closed_weekdays:
             return f"closed ({WEEKDAYS[day.weekday()]})"
         name = self.holiday_names.get(day)
-        if name and (name in self.closed_holidays or (self.holidays_closed_by_default and name not in self.open_holidays)):
+        shut_by_default = self.holidays_closed_by_default and name not in self.open_holidays
+        if name and (name in self.closed_holidays or shut_by_default):
             return f"closed (holiday: {name})"
         if f"{day:%m-%d}" in self.closed_dates:
             return f"closed ({day:%m-%d}, every year)"
@@ -67,7 +68,8 @@ class TradingCalendar:
         return np.array([self.reason(day) is not None for day in days], dtype=bool)
 
     def describe(self) -> str:
-        parts = [f"closed on {', '.join(WEEKDAYS[d] + 's' for d in sorted(self.closed_weekdays))}"] if self.closed_weekdays else []
+        weekdays = ", ".join(WEEKDAYS[d] + "s" for d in sorted(self.closed_weekdays))
+        parts = [f"closed on {weekdays}"] if self.closed_weekdays else []
         if self.country:
             shut = "closed" if self.holidays_closed_by_default else "open"
             parts.append(f"public holidays of {self.country} ({shut} on most"

@@ -1,4 +1,5 @@
-"""revenue_forecast: the next 30 days of revenue, overall and per region, from the method that wins an honest backtest."""
+"""revenue_forecast: the next 30 days of revenue, overall and per region, from the method that wins an honest
+backtest."""
 
 from datetime import UTC, datetime
 
@@ -58,9 +59,10 @@ VALUES (:segment, :days, :first_day, :last_day, :predicted, :lower, :upper, :met
         f"{SELECTION_MARGIN:.0%}) and the reason is recorded. All scores, per method and per week of the horizon, "
         "are in `analytics.forecast_backtest`: MAE in currency; sMAPE in %; MASE = MAE / MAE of lag 7 (below 1 beats "
         "'last week repeated'); coverage (of the published method) = share of actual days inside an interval built "
-        "only from earlier origins' errors. Sums over the first week and the horizon, with an interval of the sum, are in "
-        "`analytics.forecast_totals`. A day the trading calendar says is closed is forecast 0 with [0, 0]; nothing is "
-        "forecast below 0; a partial last day (an export taken at midday) is left out of the history. History shorter "
+        "only from earlier origins' errors. Sums over the first week and the horizon, with an interval of the sum, "
+        "are in `analytics.forecast_totals`. A day the trading calendar says is closed is forecast 0 with [0, 0]; "
+        "nothing is forecast below 0; a partial last day (an export taken at midday) is left out of the history. "
+        "History shorter "
         f"than a backtest needs gets the mean of the last 4 same weekdays (the model needs {MIN_MODEL_DAYS} days); "
         f"under {MIN_FORECAST_DAYS} days nothing is forecast. Either way `{STATUS_KEY}` says 'not enough data' and why."
     ),
@@ -143,8 +145,9 @@ def _rows(segment: str, result: Forecast, generated_at: datetime) -> tuple[list[
         for row in scores.to_dict("records")
     ]
     totals = [
-        {**common, "days": days, "first_day": frame["day"].iloc[0].date(), "last_day": frame["day"].iloc[days - 1].date(),
-         "predicted": round(point, 2), "lower": round(lower, 2), "upper": round(upper, 2), "method": result.method}
+        {**common, "days": days, "first_day": frame["day"].iloc[0].date(),
+         "last_day": frame["day"].iloc[days - 1].date(), "predicted": round(point, 2), "lower": round(lower, 2),
+         "upper": round(upper, 2), "method": result.method}
         for days, (point, lower, upper) in (result.totals or {}).items()
     ]
     return forecast, backtest, totals

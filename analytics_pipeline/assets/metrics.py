@@ -244,7 +244,7 @@ def daily_tables(context: dg.AssetExecutionContext, warehouse: Warehouse):
         window = context.partition_time_window
         params = {"start": window.start.date(), "end": (window.end - timedelta(days=1)).date()}
     else:
-        params = dict(zip(("start", "end"), analysed_days()))
+        params = dict(zip(("start", "end"), analysed_days(), strict=True))
     filled, figures = {}, {}
     with warehouse.transaction() as conn:
         if written:

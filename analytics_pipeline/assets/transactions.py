@@ -9,8 +9,8 @@ from analytics_pipeline.ingestion.settings import settings_for
 from analytics_pipeline.partitions import FILES_IN_ONE_RUN, upload_files
 from analytics_pipeline.resources import Location, UploadFolders, Warehouse
 from analytics_pipeline.warehouse import canonical, db, registry
-from analytics_pipeline.warehouse.registry import FileStatus
 from analytics_pipeline.warehouse.contract import table_metadata
+from analytics_pipeline.warehouse.registry import FileStatus
 
 ACCEPTED_ROWS_CHECK = "rows_accepted"
 BOOKS_CHECK = "books_balance"
@@ -154,8 +154,12 @@ def _books(conn, key: str, upload: dict, summary, loaded: int) -> dg.AssetCheckR
     return dg.AssetCheckResult(
         check_name=BOOKS_CHECK,
         passed=balanced,
-        description=None if balanced else "; ".join(f"{n}: {c} in the table, {w} reported" for n, (c, w) in wrong.items()),
-        metadata={**{f"{name}_rows": int(counted[name]) for name in expected}, "duplicate_rows": summary.duplicate_rows},
+        description=None if balanced else "; ".join(
+            f"{n}: {c} in the table, {w} reported" for n, (c, w) in wrong.items()
+        ),
+        metadata={
+            **{f"{name}_rows": int(counted[name]) for name in expected}, "duplicate_rows": summary.duplicate_rows
+        },
     )
 
 

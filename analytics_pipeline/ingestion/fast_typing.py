@@ -83,7 +83,8 @@ def _query(settings: FileSettings, zone_less_ok: bool) -> str:
     flagged AS (
         SELECT *,
                coalesce(parse_error IS NULL AND ts >= $earliest AND ts < $after_latest
-                        AND qty_ok AND price_ok AND amount_ok AND (derived_amount IS NULL OR abs(derived_amount) <= $max_value)
+                        AND qty_ok AND price_ok AND amount_ok
+                        AND (derived_amount IS NULL OR abs(derived_amount) <= $max_value)
                         AND (order_id IS NULL OR btrim(order_id, ' ') <> '')
                         AND {text_ok}, false) AS plain,
                coalesce(nullif(btrim(transaction_id, ' '), ''), md5(concat_ws('|', {content}))) AS txn_id
@@ -152,7 +153,8 @@ class FastTyping:
         }
 
     def _sql(self) -> str:
-        """The query for the registered batch: a product's scale is the sum of its factors' decimals, the most in the batch."""
+        """The query for the registered batch: a product's scale is the sum of its factors' decimals, the most in the
+        batch."""
         [(scale,)] = self.connection.execute(_SCALES).fetchall()
         return self.sql.replace(_SCALE, str(min(scale or 0, 2 * _DECIMALS)))
 

@@ -81,7 +81,9 @@ def partition_key(file_name: str, sha256: str) -> str:
 
 
 def describe(path: Path) -> UploadedFile:
-    return UploadedFile(name=path.name, where=str(path), content_hash=content_hash(path), size_bytes=path.stat().st_size)
+    return UploadedFile(
+        name=path.name, where=str(path), content_hash=content_hash(path), size_bytes=path.stat().st_size
+    )
 
 
 def is_candidate(path: Path) -> bool:

@@ -248,7 +248,9 @@ def _csv_batches(path: Path, file_key: str, parsed: ParsedUpload) -> Iterator[pa
         if row.text.strip():  # a blank line is no record, not a malformed one
             parsed.rows_read += 1
             parsed.malformed.append(
-                MalformedLine(row.number, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}")
+                MalformedLine(
+                    row.number, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}"
+                )
             )
         return "skip"
 
@@ -326,7 +328,7 @@ def _json_header(path: Path, sample_lines: int = 1000) -> list[str]:
     keys: dict[str, None] = {}
     sampled = 0
     with _open_binary(path) as handle:
-        for _, (line, whole) in zip(range(sample_lines), _lines(handle)):
+        for _, (line, whole) in zip(range(sample_lines), _lines(handle), strict=False):
             sampled += len(line)
             if sampled > BLOCK_SIZE or len(keys) > MAX_COLUMNS:
                 break
@@ -395,7 +397,8 @@ def as_text(value) -> str | None:
 
 def _json_tables(rows, numbers, names, file_key: str, parsed: ParsedUpload) -> Iterator[pa.Table]:
     if rows:
-        table = pa.table({name: pa.array(values, pa.string()) for name, values in zip(names, zip(*rows))})
+        columns = zip(names, zip(*rows, strict=True), strict=True)
+        table = pa.table({name: pa.array(values, pa.string()) for name, values in columns})
         yield canonical_batch(table, file_key, np.array(numbers, dtype=np.int64), parsed.mapping)
     yield from _malformed(file_key, parsed)
 

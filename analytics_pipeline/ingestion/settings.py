@@ -28,7 +28,8 @@ class FileSettings:
     columns: dict[str, str] = field(default_factory=dict)  # canonical field -> the file's column
     day_first: bool = False  # 03/04/2026 is 3 April, not 4 March
     timezone: str = "UTC"  # zone for timestamps that carry none
-    cancellation_pattern: str = "^C[0-9-]"  # order ids matching this are cancellations ("C536379", "C-4"; not "CA-2016")
+    # order ids matching this are cancellations ("C536379", "C-4"; not "CA-2016")
+    cancellation_pattern: str = "^C[0-9-]"
     max_rejected_share: float = 0.5  # above this share of bad rows the whole file is quarantined
     # Rows dated (in UTC) outside these days are rejected: a year 1 or 9999 is a typo or a placeholder, not a sale,
     # and beyond what the daily tables' partitions and Python's dates can hold.

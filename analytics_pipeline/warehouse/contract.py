@@ -24,7 +24,9 @@ def _tables(ddl_file: str = "schema.sql") -> dict[str, dg.TableSchema]:
                 column, type_, rest = match.groups()
                 columns.append(
                     dg.TableColumn(
-                        column, type_, constraints=dg.TableColumnConstraints(nullable=not re.search("NOT NULL|PRIMARY KEY", rest))
+                        column,
+                        type_,
+                        constraints=dg.TableColumnConstraints(nullable=not re.search("NOT NULL|PRIMARY KEY", rest)),
                     )
                 )
         tables[name] = dg.TableSchema(columns=columns)

@@ -5,6 +5,7 @@ dagster.yaml names this class instead of a ``postgres_url`` so that the one rule
 daemon, run workers, and any ``dagster`` command run from the project root), with nothing else to export.
 """
 
+# The type of the inst_data argument of ConfigurableClass.from_config_value, which Dagster exports only from here.
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 

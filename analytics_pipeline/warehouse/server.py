@@ -16,7 +16,6 @@ import warnings
 from pathlib import Path
 
 import psutil
-
 import sqlalchemy as sa
 
 from analytics_pipeline import paths

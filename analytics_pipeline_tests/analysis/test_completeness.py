@@ -6,7 +6,6 @@ import datetime
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from analytics_pipeline.analysis.completeness import (
     FALLBACK_DAYS,

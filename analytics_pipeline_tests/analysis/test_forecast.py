@@ -219,7 +219,8 @@ def test_deterministic() -> None:
 
 def test_the_choice_of_method_and_its_reason() -> None:
     choose = forecasting._choose
-    assert choose({"ridge model": 100.0, "lag 7": 120.0, "ETS (weekly)": 110.0}) == ("ridge model", "lowest backtest MAE")
+    scores = {"ridge model": 100.0, "lag 7": 120.0, "ETS (weekly)": 110.0}
+    assert choose(scores) == ("ridge model", "lowest backtest MAE")
     # A baseline 5% better does not displace the model (margin 10%), and the reason does not call the model's lowest.
     assert choose({"ridge model": 100.0, "ETS (weekly)": 95.0}) == (
         "ridge model", "kept, as no baseline's backtest MAE was 10% lower")
