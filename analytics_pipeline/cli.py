@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from analytics_pipeline import paths
+from analytics_pipeline import paths, urls
 from analytics_pipeline.warehouse import server
 
 STOP_DEADLINE_SECONDS = 15
@@ -31,7 +31,7 @@ def prepare_instance() -> Path:
 
 
 def cmd_db(_: argparse.Namespace) -> int:
-    print(server.libpq_url(server.database_url()))
+    print(urls.libpq_url(server.database_url()))
     return 0
 
 

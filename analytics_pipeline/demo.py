@@ -12,7 +12,7 @@ import shutil
 import dagster as dg
 import sqlalchemy as sa
 
-from analytics_pipeline import paths
+from analytics_pipeline import paths, urls
 from analytics_pipeline.analysis.forecast import HORIZON_DAYS
 from analytics_pipeline.checks import ANALYSED_CHECK
 from analytics_pipeline.definitions import defs
@@ -160,5 +160,5 @@ def _print_summary(engine: sa.Engine, url: str, pulled: dict[str, str], not_anal
     print('  ask what was found: analytics ask "why did revenue drop in March?"')
     print(f"  chart: {chart} (all regions; {counts['charts'] - 1} per-region charts next to it)")
     # The password never reaches the terminal (or a CI log); `analytics db` prints the full URL for your own shell.
-    print(f"  database: {server.masked_url(server.libpq_url(url))}   (psql \"$(analytics db)\" connects)")
+    print(f"  database: {urls.masked_url(urls.libpq_url(url))}   (psql \"$(analytics db)\" connects)")
     print("  UI: run `analytics dev` and open http://127.0.0.1:3000 - these runs are in its Runs tab")

@@ -17,7 +17,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline import paths
+from analytics_pipeline import paths, urls
 from analytics_pipeline.warehouse import db, findings, server
 from analytics_pipeline.warehouse.contract import table_names
 
@@ -29,7 +29,7 @@ ANALYTICS_TABLES = table_names()
 def scratch_database(base_url: str) -> Iterator[str]:
     """A new, empty database on the server ``base_url`` names; dropped on exit."""
     name = f"analytics_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(server.psycopg2_url(base_url), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(urls.psycopg2_url(base_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:

@@ -20,6 +20,7 @@ import psutil
 import requests
 import sqlalchemy as sa
 
+from analytics_pipeline import urls
 from analytics_pipeline.warehouse import server
 from analytics_pipeline_tests.conftest import scratch_database
 
@@ -129,7 +130,7 @@ class Stack:
         return errors
 
     def rows(self, sql: str, params: dict | None = None) -> list[tuple]:
-        engine = sa.create_engine(server.psycopg2_url(self.db_url))
+        engine = sa.create_engine(urls.psycopg2_url(self.db_url))
         try:
             with engine.connect() as conn:
                 return [tuple(row) for row in conn.execute(sa.text(sql), params or {})]

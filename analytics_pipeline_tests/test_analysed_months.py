@@ -3,12 +3,12 @@
 import dagster as dg
 import sqlalchemy as sa
 
+from analytics_pipeline import urls
 from analytics_pipeline.assets.transactions import transactions
 from analytics_pipeline.assets.uploads import raw_uploads
 from analytics_pipeline.checks import ANALYSED_CHECK
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.partitions import analysed_days
-from analytics_pipeline.warehouse import server
 from analytics_pipeline_tests.conftest import resources
 from analytics_pipeline_tests.stack import run_cli, stop_embedded, user_environment
 
@@ -68,7 +68,7 @@ def test_the_demo_reports_history_before_a_configured_start_and_analyses_the_res
                 "ANALYTICS_START_DATE=1998-03-01 or earlier" in demo.stdout
             )
             assert "refreshed daily metrics for the months 2000-01.." in demo.stdout
-            engine = sa.create_engine(server.psycopg2_url(run_cli(["db"], env).stdout.strip()))
+            engine = sa.create_engine(urls.psycopg2_url(run_cli(["db"], env).stdout.strip()))
             with engine.connect() as conn:
                 totals = sa.text("SELECT min(day), sum(revenue) FROM analytics.daily_metrics")
                 first, revenue = conn.execute(totals).one()

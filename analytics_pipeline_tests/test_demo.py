@@ -9,6 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from analytics_pipeline import urls
 from analytics_pipeline.warehouse import server
 from analytics_pipeline_tests.conftest import ANALYTICS_TABLES, scratch_database
 
@@ -54,7 +55,7 @@ def test_demo_on_an_empty_data_directory_fills_every_table(data_dir):
 
             db_url = _run(["db"], env).stdout.strip()
             assert db_url.startswith("postgresql://")
-            engine = sa.create_engine(server.psycopg2_url(db_url))
+            engine = sa.create_engine(urls.psycopg2_url(db_url))
             with engine.connect() as conn:
                 counts = {
                     t: conn.execute(sa.text(f"SELECT count(*) FROM analytics.{t}")).scalar_one()

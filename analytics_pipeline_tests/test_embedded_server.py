@@ -3,6 +3,7 @@
 import pytest
 import sqlalchemy as sa
 
+from analytics_pipeline import urls
 from analytics_pipeline.warehouse import server
 
 GiB = 1 << 30
@@ -28,7 +29,7 @@ def test_settings_are_sized_from_ram_and_cores_within_bounds(ram, cores, expecte
 def test_the_embedded_server_runs_with_them(warehouse_url):
     if server.configured_url():
         pytest.skip("the tests run against ANALYTICS_DATABASE_URL, whose settings are its owner's")
-    engine = sa.create_engine(server.psycopg2_url(warehouse_url))
+    engine = sa.create_engine(urls.psycopg2_url(warehouse_url))
     try:
         with engine.connect() as conn:
             for name, value in server.embedded_settings().items():

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from analytics_pipeline import urls
 from analytics_pipeline.assets.findings import findings_index
 from analytics_pipeline.assets.insights import insights
 from analytics_pipeline.resources import OptionalOpenAIResource, Warehouse
@@ -21,7 +22,7 @@ def database_of_an_ordinary_user(warehouse_url):
     if server.configured_url():
         pytest.skip("needs a server where the test may create a login without a password: the embedded one")
     name = f"findings_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(server.psycopg2_url(warehouse_url), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(urls.psycopg2_url(warehouse_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE ROLE {name} LOGIN"))
         conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER {name}'))

@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from analytics_pipeline import urls
 from analytics_pipeline.assets.forecasting import HORIZON_DAYS
-from analytics_pipeline.warehouse import server
 from analytics_pipeline_tests.stack import Stack, dev_stack, run_cli, stop_embedded, user_environment, wait_for
 
 CENT = Decimal("0.01")
@@ -547,7 +547,7 @@ def assert_analysed(rows, expected: Expected, refreshes: int) -> None:
 
 def _reader(db_url: str):
     def rows(sql: str, params: dict | None = None) -> list[tuple]:
-        engine = sa.create_engine(server.psycopg2_url(db_url))
+        engine = sa.create_engine(urls.psycopg2_url(db_url))
         try:
             with engine.connect() as conn:
                 return [tuple(row) for row in conn.execute(sa.text(sql), params or {})]

@@ -3,11 +3,10 @@
 import dagster as dg
 import sqlalchemy as sa
 
-from analytics_pipeline import reconcile
+from analytics_pipeline import reconcile, urls
 from analytics_pipeline.assets.transactions import transactions
 from analytics_pipeline.assets.uploads import raw_uploads
 from analytics_pipeline.ingestion import files
-from analytics_pipeline.warehouse import server
 from analytics_pipeline_tests.conftest import resources
 from analytics_pipeline_tests.stack import run_cli, stop_embedded, user_environment
 
@@ -49,7 +48,7 @@ def test_doctor_returns_an_unregistered_archived_file_to_the_folder_and_it_loads
 
             demo = run_cli(["demo"], env)  # the file is in the watched folder again: it loads
             assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
-            engine = sa.create_engine(server.psycopg2_url(run_cli(["db"], env).stdout.strip()))
+            engine = sa.create_engine(urls.psycopg2_url(run_cli(["db"], env).stdout.strip()))
             with engine.connect() as conn:
                 assert conn.execute(sa.text("SELECT count(*) FROM analytics.transactions")).scalar_one() == 2
             engine.dispose()

@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from dagster_postgres import DagsterPostgresStorage
 from markdown_it import MarkdownIt
 
+from analytics_pipeline import urls
 from analytics_pipeline.redaction import MASK, redact
-from analytics_pipeline.warehouse import db, markdown, server
+from analytics_pipeline.warehouse import db, markdown
 from analytics_pipeline_tests.conftest import load_uploads
 
 READER_ROLE = "analytics_reader"
@@ -29,7 +30,7 @@ READER_ROLE = "analytics_reader"
 @pytest.fixture
 def reader(engine, warehouse_url) -> Iterator[sa.Engine]:
     """A BI tool's login in analytics_reader, made as the README says, next to Dagster's own tables."""
-    dagster_tables = DagsterPostgresStorage(postgres_url=server.psycopg2_url(warehouse_url))  # runs, event_logs, ...
+    dagster_tables = DagsterPostgresStorage(postgres_url=urls.psycopg2_url(warehouse_url))  # runs, event_logs, ...
     for storage in (dagster_tables.run_storage, dagster_tables.event_log_storage, dagster_tables.schedule_storage):
         storage.dispose()
     db.apply_schema(engine)  # again: applying the schema twice changes nothing
@@ -37,7 +38,7 @@ def reader(engine, warehouse_url) -> Iterator[sa.Engine]:
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO analytics.daily_metrics VALUES ('2026-03-02', 20, 1, 2, 1, 20)"))
         conn.exec_driver_sql(f"CREATE ROLE {login} LOGIN PASSWORD 'bi-secret' IN ROLE {READER_ROLE}")
-    url = sa.engine.make_url(server.psycopg2_url(warehouse_url)).set(username=login, password="bi-secret")
+    url = sa.engine.make_url(urls.psycopg2_url(warehouse_url)).set(username=login, password="bi-secret")
     reader = sa.create_engine(url)
     try:
         yield reader
@@ -109,11 +110,11 @@ def test_the_reader_role_cannot_log_in_itself(engine):
     ],
 )
 def test_masked_url_hides_the_password_and_keeps_the_rest(url, shown):
-    assert server.masked_url(url) == shown
+    assert urls.masked_url(url) == shown
 
 
 def test_masked_url_of_the_warehouse_can_still_be_read(warehouse_url):
-    masked = sa.engine.make_url(server.masked_url(warehouse_url))
+    masked = sa.engine.make_url(urls.masked_url(warehouse_url))
     original = sa.engine.make_url(warehouse_url)
     assert (masked.host, masked.database, masked.username) == (original.host, original.database, original.username)
 

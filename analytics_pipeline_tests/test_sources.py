@@ -18,6 +18,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from analytics_pipeline import urls
 from analytics_pipeline.assets.sources import PULL_ACCEPTED_CHECK, api_transactions, batch_key, database_transactions
 from analytics_pipeline.ingestion.rest_api import ApiError
 from analytics_pipeline.resources import DatabaseSource, RestApiSource, Warehouse
@@ -97,7 +98,7 @@ def _refusal(pulled: dict) -> tuple:
 def operational_database(warehouse_url: str) -> Iterator[sa.Engine]:
     """A database of its own on the warehouse's server, standing for the business's application database."""
     with scratch_database(warehouse_url) as url:
-        source = sa.create_engine(server.psycopg2_url(url))
+        source = sa.create_engine(urls.psycopg2_url(url))
         yield source
         source.dispose()
 

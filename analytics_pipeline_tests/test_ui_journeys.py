@@ -27,9 +27,8 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect
 
-from analytics_pipeline import paths
+from analytics_pipeline import paths, urls
 from analytics_pipeline.ingestion.files import describe
-from analytics_pipeline.warehouse import server
 from analytics_pipeline_tests import browser as ui
 from analytics_pipeline_tests.lineage import DAILY, EDGES, GROUPS, PARTITIONED
 from analytics_pipeline_tests.stack import Stack, dev_stack, user_environment, wait_for
@@ -166,7 +165,7 @@ def _wait_for_run(stack: Stack, run_id: str) -> dict:
 
 
 def _rows(stack: Stack, sql: str, **params) -> list[tuple]:
-    engine = sa.create_engine(server.psycopg2_url(stack.db_url))
+    engine = sa.create_engine(urls.psycopg2_url(stack.db_url))
     try:
         with engine.begin() as conn:
             result = conn.execute(sa.text(sql), params)

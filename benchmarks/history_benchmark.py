@@ -167,10 +167,10 @@ def stop_postgres(env: dict) -> None:
 
 
 def db_url(env: dict) -> str:
-    from analytics_pipeline.warehouse import server
+    from analytics_pipeline import urls
 
     printed = subprocess.run([ANALYTICS, "db"], env=env, capture_output=True, text=True, timeout=120, check=True)
-    return server.psycopg2_url(printed.stdout.strip())
+    return urls.psycopg2_url(printed.stdout.strip())
 
 
 @contextmanager

@@ -88,7 +88,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from analytics_pipeline import paths
+from analytics_pipeline import paths, urls
 from analytics_pipeline.warehouse import db, server
 
 GENERATOR = Path(__file__).resolve().parent / "generate_transactions.py"
@@ -222,7 +222,7 @@ def bare_copy(url: str, path: str) -> dict:
     """COPY the file into the empty text table; server-side when the server can read the file, else FROM STDIN."""
     import psycopg2.errors
 
-    connection = sa.create_engine(server.psycopg2_url(url)).raw_connection()
+    connection = sa.create_engine(urls.psycopg2_url(url)).raw_connection()
     try:
         cursor = connection.cursor()
         started = time.perf_counter()
@@ -276,7 +276,7 @@ def project_load(path: str) -> dict:
 
 def typed_insert(url: str, with_indexes: bool) -> dict:
     """Copy the loaded, typed transactions into an empty table shaped like them, inside the server."""
-    engine = sa.create_engine(server.psycopg2_url(url))
+    engine = sa.create_engine(urls.psycopg2_url(url))
     like = "INCLUDING ALL" if with_indexes else "INCLUDING DEFAULTS"
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE TABLE {FLOOR_TABLE} (LIKE analytics.transactions {like})"))
@@ -296,7 +296,7 @@ def pandas_to_sql(url: str, path: str) -> dict:
     """The usual pandas route: read the whole file into a frame, then to_sql in 10k-row INSERT batches."""
     import pandas as pd
 
-    engine = sa.create_engine(server.psycopg2_url(url))
+    engine = sa.create_engine(urls.psycopg2_url(url))
     started = time.perf_counter()
     frame = pd.read_csv(path)
     frame.to_sql(
@@ -415,7 +415,7 @@ def dlt_url(url: str) -> str:
     The embedded server is reached through a unix socket named by a ``host`` query parameter, which libpq prefers to
     the URL's host: ``localhost`` is only there for dlt's check.
     """
-    parsed = sa.engine.make_url(server.libpq_url(url))
+    parsed = sa.engine.make_url(urls.libpq_url(url))
     if not parsed.host:
         parsed = parsed.set(host="localhost")
     return parsed.render_as_string(hide_password=False)
@@ -504,7 +504,7 @@ def benchmark_server(data_dir: Path) -> Iterator[Server]:
                 server.stop_embedded()
             return
         name = f"load_benchmark_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(server.psycopg2_url(configured), isolation_level="AUTOCOMMIT")
+        admin = sa.create_engine(urls.psycopg2_url(configured), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         scratch = sa.engine.make_url(configured).set(database=name).render_as_string(hide_password=False)

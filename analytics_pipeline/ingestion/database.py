@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from analytics_pipeline.ingestion.reader import as_text
 from analytics_pipeline.ingestion.records import Page
-from analytics_pipeline.warehouse.server import psycopg2_url
+from analytics_pipeline.urls import psycopg2_url
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class IncrementalQuery:
     def pages(self, since: str | None) -> Iterator[Iterator[Page]]:
         """Open the source and yield its new rows page by page; the connection closes when the pull ends."""
         url = sa.engine.make_url(self.url)
-        # Postgres sources use the driver the project installs (see server.psycopg2_url); others keep theirs.
+        # Postgres sources use the driver the project installs (see urls.psycopg2_url); others keep theirs.
         engine = sa.create_engine(psycopg2_url(self.url) if url.get_backend_name() == "postgresql" else url)
         try:
             with engine.connect() as conn:

@@ -9,6 +9,7 @@ daemon, run workers, and any ``dagster`` command run from the project root), wit
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 
+from analytics_pipeline import urls
 from analytics_pipeline.warehouse import server
 
 # dagster-postgres opens a new connection for every event it stores, except in the webserver. A run over many
@@ -28,7 +29,7 @@ class WarehouseDagsterStorage(DagsterPostgresStorage):
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value) -> "WarehouseDagsterStorage":
-        storage = cls(postgres_url=server.psycopg2_url(server.database_url()), inst_data=inst_data)
+        storage = cls(postgres_url=urls.psycopg2_url(server.database_url()), inst_data=inst_data)
         # The storages' public hook for a pooled engine; named for the webserver, which calls it again with its own
         # settings, but nothing in it is specific to the webserver.
         for part in (storage.event_log_storage, storage.run_storage, storage.schedule_storage):

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
-from analytics_pipeline.warehouse.server import psycopg2_url
+from analytics_pipeline.urls import psycopg2_url
 
 SCHEMA = "analytics"
 # Any fixed number works; it only has to be the same in every process that applies the schema.
