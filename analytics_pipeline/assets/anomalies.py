@@ -16,9 +16,9 @@ from analytics_pipeline.analysis.anomalies import (
     detect_anomalies,
 )
 from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
+from analytics_pipeline.assets.metadata import table_metadata
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import markdown, series
-from analytics_pipeline.warehouse.contract import table_metadata
 
 METRICS = ("revenue", "orders", "avg_order_value")
 # A region that sells nothing on more than this share of days has no weekday pattern to break: every sale would be

@@ -14,10 +14,10 @@ from matplotlib.figure import Figure
 from analytics_pipeline import paths
 from analytics_pipeline.analysis.forecast import HORIZON_DAYS, INTERVAL, MIN_FORECAST_DAYS
 from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
+from analytics_pipeline.assets.metadata import table_metadata
 from analytics_pipeline.ingestion.files import sanitised_name
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import markdown, series
-from analytics_pipeline.warehouse.contract import table_metadata
 from analytics_pipeline.warehouse.db import fetch_frame
 
 HISTORY_DAYS = 180

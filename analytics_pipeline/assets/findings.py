@@ -9,10 +9,10 @@ from dagster_openai import OpenAIResource
 from analytics_pipeline import redaction
 from analytics_pipeline.analysis import embedding, findings
 from analytics_pipeline.analysis.history import STATUS_KEY, status
+from analytics_pipeline.assets.metadata import table_metadata
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import findings as store
 from analytics_pipeline.warehouse import markdown, series
-from analytics_pipeline.warehouse.contract import table_metadata
 from analytics_pipeline.warehouse.db import fetch_frame
 
 NEWEST_SHOWN = 10  # findings listed in the metadata

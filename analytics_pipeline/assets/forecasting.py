@@ -20,9 +20,9 @@ from analytics_pipeline.analysis.forecast import (
     forecast_series,
 )
 from analytics_pipeline.analysis.history import STATUS_KEY, status
+from analytics_pipeline.assets.metadata import table_metadata
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import markdown, series
-from analytics_pipeline.warehouse.contract import table_metadata
 
 _INSERT_FORECAST = """
 INSERT INTO analytics.revenue_forecast (segment, day, predicted, lower_bound, upper_bound, method, generated_at)

@@ -12,9 +12,9 @@ from dagster_openai import OpenAIResource
 from analytics_pipeline import redaction
 from analytics_pipeline.analysis import completeness, narrative
 from analytics_pipeline.analysis.history import STATUS_KEY, shortage, status
+from analytics_pipeline.assets.metadata import table_metadata
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import markdown, series
-from analytics_pipeline.warehouse.contract import table_metadata
 from analytics_pipeline.warehouse.db import fetch_frame
 
 GROUNDED_CHECK = "narrative_grounded"

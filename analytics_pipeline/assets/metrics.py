@@ -14,10 +14,10 @@ from decimal import Decimal
 import dagster as dg
 import sqlalchemy as sa
 
+from analytics_pipeline.assets.metadata import table_metadata
 from analytics_pipeline.partitions import analysed_days, month_key, monthly
 from analytics_pipeline.resources import Warehouse
 from analytics_pipeline.warehouse import db
-from analytics_pipeline.warehouse.contract import table_metadata
 
 # Each daily table and what it is keyed by besides the day (None: one row per day).
 DAILY_TABLES: dict[str, str | None] = {
@@ -275,4 +275,5 @@ def daily_tables(context: dg.AssetExecutionContext, warehouse: Warehouse):
             continue
         context.log.info(f"{table}: {rows} rows for {params['start']}..{params['end']}")
         metadata = _range_metadata(params["start"], params["end"], rows, revenue) | filled[table]
-        yield dg.MaterializeResult(asset_key=table, metadata=metadata | {"preview": sample}, check_results=results)
+        metadata["preview"] = dg.MetadataValue.md(sample)
+        yield dg.MaterializeResult(asset_key=table, metadata=metadata, check_results=results)

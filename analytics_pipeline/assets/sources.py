@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 import dagster as dg
 import sqlalchemy as sa
 
+from analytics_pipeline.assets.metadata import load_metadata, table_metadata
 from analytics_pipeline.checks import analysed_check, analysed_check_spec, nothing_loaded
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.ingestion.records import Pull
@@ -27,7 +28,6 @@ from analytics_pipeline.resources import (
     Warehouse,
 )
 from analytics_pipeline.warehouse import canonical
-from analytics_pipeline.warehouse.contract import table_metadata
 
 _REGISTER_SOURCE = """
 INSERT INTO analytics.source_watermarks (source, rows_pulled, updated_at) VALUES (:source, 0, now())
@@ -91,7 +91,7 @@ def _pull(
     )
     return dg.MaterializeResult(
         check_results=[accepted, coverage_check],
-        metadata=summary.metadata()
+        metadata=load_metadata(summary)
         | coverage
         | {
             "status": status,

@@ -3,13 +3,13 @@
 import dagster as dg
 import sqlalchemy as sa
 
+from analytics_pipeline.assets.metadata import load_metadata, table_metadata
 from analytics_pipeline.checks import analysed_check, analysed_check_spec, combined, nothing_loaded
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.ingestion.settings import settings_for
 from analytics_pipeline.partitions import FILES_IN_ONE_RUN, upload_files
 from analytics_pipeline.resources import Location, UploadFolders, Warehouse
 from analytics_pipeline.warehouse import canonical, db, registry
-from analytics_pipeline.warehouse.contract import table_metadata
 from analytics_pipeline.warehouse.registry import FileStatus
 
 ACCEPTED_ROWS_CHECK = "rows_accepted"
@@ -120,7 +120,7 @@ def _load(context, warehouse: Warehouse, location: Location, key: str) -> tuple[
     days = [d for v in older_versions for d in (v["first_day"], v["last_day"]) if d]
     days += [summary.first_day, summary.last_day] if loaded and summary.first_day else []
     share = summary.rejected_share
-    metadata = summary.metadata() | coverage | {
+    metadata = load_metadata(summary) | coverage | {
         "status": str(status),
         "dagster/row_count": loaded,
         "first_day": str(min(days)) if days else "",

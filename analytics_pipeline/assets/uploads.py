@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from analytics_pipeline import checks, reconcile
+from analytics_pipeline.assets.metadata import table_metadata
 from analytics_pipeline.ingestion import files
 from analytics_pipeline.ingestion.columns import UnmappableColumns
 from analytics_pipeline.ingestion.reader import UNREADABLE, UnsupportedFile, stream_raw_batches
@@ -12,7 +13,6 @@ from analytics_pipeline.ingestion.settings import settings_for
 from analytics_pipeline.partitions import FILES_IN_ONE_RUN, upload_files
 from analytics_pipeline.resources import Location, UploadFolders, Warehouse
 from analytics_pipeline.warehouse import canonical, db, registry
-from analytics_pipeline.warehouse.contract import table_metadata
 
 ACCEPTED_CHECK = "file_accepted"
 RECONCILED_CHECK = "files_where_registered"
@@ -133,7 +133,7 @@ def _stage(context, warehouse: Warehouse, location: Location, upload: files.Uplo
         "malformed_lines": parsed.malformed_lines,
         "column_mapping": dg.MetadataValue.json(parsed.mapping.source_columns),
         "mapping_file_entry": settings.pattern or "none (defaults)",
-        "preview": sample,
+        "preview": dg.MetadataValue.md(sample),
         **parsed.describe(),
     }
 

@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
@@ -202,7 +201,7 @@ class LoadSummary:
     reasons: pd.DataFrame
     over_rejected_share: bool = False  # nothing was loaded: too many rows were bad
     rows_typed_on_the_way: int = 0  # a big file's plain rows, typed before Postgres (never in raw_uploads)
-    preview: dg.MetadataValue = dg.MetadataValue.md("(no rows)")
+    preview: str = db.NO_ROWS  # a few loaded rows as a Markdown table
 
     @property
     def rejected_share(self) -> float:
@@ -216,22 +215,6 @@ class LoadSummary:
             f"{self.rows_rejected} of {self.rows_read} rows ({self.rejected_share:.0%}) could not be loaded, more "
             f"than the allowed {settings.max_rejected_share:.0%}; most common: {self.reasons['reason'].iloc[0]}"
         )
-
-    def metadata(self) -> dict:
-        """What every loading asset reports; the refresh sensor reads first_day/last_day."""
-        return {
-            "preview": self.preview,
-            "dagster/row_count": self.rows_loaded,
-            "rows_read": self.rows_read,
-            "rows_rejected": self.rows_rejected,
-            "duplicate_rows": self.duplicate_rows,
-            "rows_typed_on_the_way": self.rows_typed_on_the_way,
-            "first_day": str(self.first_day) if self.first_day else "",
-            "last_day": str(self.last_day) if self.last_day else "",
-            "rejection_reasons": dg.MetadataValue.md(
-                self.reasons.to_markdown(index=False) if len(self.reasons) else "none"
-            ),
-        }
 
 
 @dataclass(frozen=True)
@@ -378,7 +361,7 @@ def promote(
     if refused:
         remove(conn, key)
     conn.exec_driver_sql("DROP TABLE parsed")
-    sample = db.preview(conn, _PREVIEW, params) if loaded else dg.MetadataValue.md("(no rows)")
+    sample = db.preview(conn, _PREVIEW, params) if loaded else db.NO_ROWS
     if refused:  # the days of rows that were not loaded are nobody's to refresh
         summary |= {"first_day": None, "last_day": None}
     return LoadSummary(

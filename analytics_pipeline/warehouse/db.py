@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from analytics_pipeline.urls import psycopg2_url
 
 SCHEMA = "analytics"
+NO_ROWS = "(no rows)"  # what a preview of an empty result says
 # Any fixed number works; it only has to be the same in every process that applies the schema.
 _SCHEMA_LOCK_ID = 7_340_001
 
@@ -100,12 +101,10 @@ def row_count(conn: sa.Connection, table: str) -> int:
     return conn.execute(sa.text(f"SELECT count(*) FROM {SCHEMA}.{table}")).scalar_one()
 
 
-def preview(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None):
+def preview(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None) -> str:
     """A few rows as a Markdown table, for the 'preview' metadata every materialisation shows in the UI; the rows are
     what files said, so every cell is escaped (warehouse.markdown)."""
-    import dagster as dg
-
     from analytics_pipeline.warehouse import markdown
 
     frame = fetch_frame(conn, sql, params)
-    return dg.MetadataValue.md(markdown.table(frame) if len(frame) else "(no rows)")
+    return markdown.table(frame) if len(frame) else NO_ROWS
