@@ -12,6 +12,7 @@ Binary and byte-exact files (Parquet, gzip, xlsx, Windows-1252, BOM, CRLF, tabs)
 ``corpus/make_binary_cases.py``; the rest are plain UTF-8 text, committed as they are.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -29,6 +30,7 @@ from analytics_pipeline_tests.conftest import load_uploads
 
 CORPUS = Path(__file__).parent / "corpus"
 
+HINT = " (the day comes first? set day_first = true for this file in the mapping file)"
 NEEDS = "it needs a timestamp column and either an amount column or quantity and unit price columns"
 UNSUPPORTED = (
     "the watched folder reads .csv, .csv.gz, .jsonl, .jsonl.gz, .ndjson, .ndjson.gz, .parquet, .tsv, .tsv.gz"
@@ -292,16 +294,16 @@ columns = { order_id = "Name", customer_id = "Email", quantity = "Lineitem quant
     Case(
         "uk_shop_orders_ddmm.csv", "quarantined", read=10, rejected=6,  # day-first dates without a mapping
         rejects=(
-            (4, "unparseable timestamp '13/01/2026 16:05'"),
-            (5, "unparseable timestamp '17/01/2026 10:30'"),
-            (6, "unparseable timestamp '21/01/2026 14:00'"),
-            (7, "unparseable timestamp '28/01/2026 09:00'"),
-            (9, "unparseable timestamp '14/02/2026 18:45'"),
-            (10, "unparseable timestamp '25/02/2026 08:30'"),
+            (4, "unparseable timestamp '13/01/2026 16:05'" + HINT),
+            (5, "unparseable timestamp '17/01/2026 10:30'" + HINT),
+            (6, "unparseable timestamp '21/01/2026 14:00'" + HINT),
+            (7, "unparseable timestamp '28/01/2026 09:00'" + HINT),
+            (9, "unparseable timestamp '14/02/2026 18:45'" + HINT),
+            (10, "unparseable timestamp '25/02/2026 08:30'" + HINT),
         ),
         reason=(
             "6 of 10 rows (60%) could not be loaded, more than the allowed 50%; most common: "
-            "unparseable timestamp '13/01/2026 16:05'"
+            "unparseable timestamp '13/01/2026 16:05'" + HINT
         ),
     ),
     Case(
@@ -343,8 +345,9 @@ columns = { order_id = "Name", customer_id = "Email", quantity = "Lineitem quant
                 currency="EUR", is_cancellation=False),
             row(3, occurred_at="2026-01-15 22:30:00", day="2026-01-15", region="Österreich", unit_price="1249.00",
                 amount="2498.00"),
-            row(4, occurred_at="2026-04-02 22:00:00", day="2026-04-02", amount="899.90"),  # Berlin midnight, CEST
-            row(5, occurred_at="2026-06-29 22:15:00", day="2026-06-29", amount="50.00"),
+            # Berlin midnight (CEST): the business date is the file's, 3 April, not the UTC one.
+            row(4, occurred_at="2026-04-02 22:00:00", day="2026-04-03", amount="899.90"),
+            row(5, occurred_at="2026-06-29 22:15:00", day="2026-06-30", amount="50.00"),  # 00:15 in Berlin
             row(6, order_id="ST-2026-0001", occurred_at="2026-07-01 07:00:00", quantity="-1", amount="-1249.00",
                 is_cancellation=True),
             row(7, occurred_at="2026-12-31 22:59:00", day="2026-12-31", amount="23.97"),
@@ -515,14 +518,16 @@ def test_corpus_file(case: Case, instance, folders, engine, mappings, load_path)
     )
     assert rejected == [(key, line, reason) for line, reason in case.rejects]
 
-    # The loaded values.
+    # The loaded values; each row's day is its date in the file's time zone (UTC unless the mapping names one).
+    zone = re.search(r'^timezone = "([^"]+)"', case.mapping or "", flags=re.M)
     totals = _one(
         engine,
         "SELECT count(*) AS n, count(*) FILTER (WHERE source <> :key) AS elsewhere, sum(amount) AS amount, "
         "min(occurred_at) AS first, max(occurred_at) AS last, count(*) FILTER (WHERE is_cancellation) AS cancelled, "
-        "count(*) FILTER (WHERE day <> (occurred_at AT TIME ZONE 'UTC')::date) AS wrong_day "
+        "count(*) FILTER (WHERE day <> (occurred_at AT TIME ZONE :zone)::date) AS wrong_day "
         "FROM analytics.transactions",
         key=key,
+        zone=zone[1] if zone else "UTC",
     )
     expected_totals = {
         "n": case.loaded,

@@ -87,10 +87,11 @@ def test_a_row_with_anything_to_decide_is_left_to_postgres(change):
 def test_the_file_settings_decide_day_order_and_zone():
     [typed], _, _ = _split(FileSettings(day_first=True), PLAIN)
     assert typed["occurred_at"] == "2010-01-12 08:26:00"
-    # A zone-less time in a zone other than UTC is Postgres's to place (daylight saving); an explicit Z is not.
+    # A file in a zone other than UTC is Postgres's to type, row by row: it places zone-less times (daylight
+    # saving) and dates every row in that zone, an explicit Z included.
     berlin = FileSettings(timezone="Europe/Berlin")
-    typed, rest, _ = _split(berlin, PLAIN, PLAIN | {"occurred_at": "2010-12-01T08:26:00.5Z"})
-    assert rest == [2] and [t["occurred_at"] for t in typed] == ["2010-12-01 08:26:00.5"]
+    typed, rest, _ = _split(berlin, PLAIN, PLAIN | {"occurred_at": "2010-12-01T23:26:00.5Z"})
+    assert rest == [2, 3] and typed == []  # the lines after the header
 
 
 def test_dates_outside_the_accepted_range_are_left_to_postgres():

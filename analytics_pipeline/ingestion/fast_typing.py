@@ -27,6 +27,8 @@ TYPED_COLUMNS = [
     "transaction_id", "order_id", "occurred_at", "day", "customer_id", "company", "region", "product", "quantity",
     "unit_price", "amount", "currency", "is_cancellation", "source_line",
 ]
+# The zones whose local time is UTC: the only ones typed here.
+UTC_ZONES = ("UTC", "Etc/UTC")
 # A plain decimal: at most 12 integer digits (below canonical.MAX_ABS_VALUE, so never out of range) and 6 decimals
 # (so a product of two fits DECIMAL(38, 12) exactly). Spaces around it, as Postgres's cast allows.
 _NUMBER = r" *[-+]?[0-9]{1,12}(\.[0-9]{1,6})? *"
@@ -43,28 +45,27 @@ class Split:
     rest: pa.Table  # the batch's other rows, untouched, for the SQL typing
 
 
-def _query(settings: FileSettings, zone_less_ok: bool) -> str:
+def _query(settings: FileSettings) -> str:
+    """The typing query of a file in UTC (files in other zones are typed by Postgres)."""
     day_month = "%d/%m/%Y" if settings.day_first else "%m/%d/%Y"
-    slashed_ok = "true" if zone_less_ok else "false"
     # One format per value, chosen by its colons: trying several in turn costs DuckDB 8x more than one.
     formats = {1: f"{day_month} %H:%M", 2: f"{day_month} %H:%M:%S", 0: day_month}
     slashed = "\n".join(
         f"WHEN slashed AND colons = {colons} THEN try_strptime(occurred_at, '{fmt}')" for colons, fmt in formats.items()
     )
-    iso_ok = "true" if zone_less_ok else "ends_with(occurred_at, 'Z')"
     # Bytes are never fewer than characters: a value within the limit in bytes is within it in characters.
     text_ok = " AND ".join(f"coalesce(strlen({name}), 0) <= {MAX_TEXT_CHARS}" for name in CANONICAL_FIELDS)
     content = ", ".join(_CONTENT_FIELDS)
     return f"""
     WITH shape AS (
         SELECT *,
-               {slashed_ok} AND regexp_full_match(occurred_at, '{_SLASHED}') AS slashed,
+               regexp_full_match(occurred_at, '{_SLASHED}') AS slashed,
                length(occurred_at) - length(replace(occurred_at, ':', '')) AS colons
         FROM batch
     ),
     shaped AS (
         SELECT *,
-               CASE WHEN substr(occurred_at, 5, 1) = '-' AND regexp_full_match(occurred_at, '{_ISO}') AND {iso_ok}
+               CASE WHEN substr(occurred_at, 5, 1) = '-' AND regexp_full_match(occurred_at, '{_ISO}')
                         THEN try_cast(rtrim(occurred_at, 'Z') AS TIMESTAMP)
                     {slashed}
                END AS ts,
@@ -140,11 +141,12 @@ class FastTyping:
             "CREATE MACRO btrim(x, chars) AS "
             "CASE WHEN starts_with(x, ' ') OR ends_with(x, ' ') THEN trim(x, chars) ELSE x END"
         )
-        # A zone-less timestamp means the file's zone; only UTC is read here, any other zone is left to Postgres
-        # (daylight-saving gaps and overlaps are Postgres's rules to apply). A cancellation pattern RE2 cannot
-        # compile (Postgres's regular expressions are richer) sends every row to Postgres.
-        self.enabled = _re2_compatible(settings.cancellation_pattern)
-        self.sql = _query(settings, zone_less_ok=settings.timezone in ("UTC", "Etc/UTC"))
+        # A file in a zone other than UTC goes to Postgres whole: its zone-less times are placed by Postgres's rules
+        # (daylight-saving gaps and overlaps) and every row's day is its date in that zone, which DuckDB would need
+        # its time-zone extension to compute. A cancellation pattern RE2 cannot compile (Postgres's regular
+        # expressions are richer) sends every row to Postgres too.
+        self.enabled = _re2_compatible(settings.cancellation_pattern) and settings.timezone in UTC_ZONES
+        self.sql = _query(settings)
         self.params = {
             "earliest": datetime.combine(settings.min_date, time()),
             "after_latest": datetime.combine(settings.max_date + timedelta(days=1), time()),

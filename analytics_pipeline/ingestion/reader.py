@@ -420,6 +420,10 @@ def canonical_batch(
             columns[name] = pa.nulls(rows, pa.string())
             continue
         values = batch.column(source)
+        if name == "quantity":
+            # Only a source without a quantity column means one of each; a row whose quantity is null (Parquet,
+            # JSON, a database) is missing it, as an empty CSV field is, and is rejected the same way.
+            values = pc.fill_null(values, "")
         has_nul = pc.fill_null(pc.match_substring(values, NUL), False)
         if pc.any(has_nul).as_py():
             values = pc.replace_substring(values, NUL, REPLACEMENT)

@@ -55,11 +55,19 @@ SELECT set_config('TimeZone', :timezone, true),
        set_config('work_mem', '256MB', true)
 """
 
+# A date written with dots (02.03.2026) is day-first wherever it is written (Germany, Switzerland, Poland, Russia,
+# Scandinavia, ...): it is read as such whatever the file's day_first, which decides only slashed dates (02/03/2026).
+# Month-first with dots is not a convention anywhere, and reading 02.03.2026 as 3 February would be silent.
+_DOTTED_AS_ISO = r"""CASE WHEN (substr(r.occurred_at, 2, 1) = '.' OR substr(r.occurred_at, 3, 1) = '.')
+                    AND r.occurred_at ~ '^\s*[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{4}'
+               THEN regexp_replace(r.occurred_at, '^\s*([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{4})', '\3-\2-\1')
+               ELSE r.occurred_at END"""
+
 _PARSE = f"""
 CREATE TEMP TABLE parsed ON COMMIT DROP AS
 WITH typed AS MATERIALIZED (  -- typed once: inlined, each cast would run once per reference
     SELECT r.*,
-           analytics.try_timestamptz(r.occurred_at) AS ts,
+           analytics.try_timestamptz({_DOTTED_AS_ISO}) AS ts,
            CASE WHEN r.quantity IS NULL THEN 1 ELSE analytics.try_numeric(r.quantity) END AS qty,
            analytics.try_numeric(r.unit_price) AS price,
            analytics.try_numeric(r.amount) AS total,
@@ -72,7 +80,10 @@ SELECT typed.*,
            WHEN parse_error IS NOT NULL THEN 'malformed line: ' || parse_error
            WHEN too_long IS NOT NULL THEN too_long
            WHEN coalesce(btrim(occurred_at), '') = '' THEN 'missing timestamp'
-           WHEN ts IS NULL THEN format('unparseable timestamp %L', occurred_at)
+           WHEN ts IS NULL THEN format('unparseable timestamp %L', occurred_at) || CASE
+               WHEN NOT :day_first AND occurred_at ~ '^ *(1[3-9]|2[0-9]|3[01])/(0?[1-9]|1[0-2])/'
+                   THEN ' (the day comes first? set day_first = true for this file in the mapping file)'
+               ELSE '' END
            WHEN ts < :earliest OR ts >= :after_latest  -- instants: cheaper than each row's UTC day
                THEN format('timestamp %L outside the accepted dates %s..%s', occurred_at, :min_date, :max_date)
            WHEN order_id IS NOT NULL AND btrim(order_id) = '' THEN 'missing order id'
@@ -120,7 +131,7 @@ _TRANSACTION_ROW = """
        txn_id AS transaction_id,
        coalesce(nullif(btrim(order_id), ''), txn_id) AS order_id,
        ts AS occurred_at,
-       (ts AT TIME ZONE 'UTC')::date AS day,
+       CAST(ts AS date) AS day,  -- the business date: in the file's time zone (the session's, set from its settings)
        nullif(btrim(customer_id), '') AS customer_id,
        nullif(btrim(company), '') AS company,
        nullif(btrim(region), '') AS region,
@@ -174,8 +185,8 @@ _SUMMARY = """
 SELECT count(*) AS rows_read,
        count(*) FILTER (WHERE reason IS NOT NULL) AS rows_rejected,
        count(*) FILTER (WHERE reason IS NULL) AS rows_valid,
-       CAST(min(ts AT TIME ZONE 'UTC') FILTER (WHERE reason IS NULL) AS date) AS first_day,
-       CAST(max(ts AT TIME ZONE 'UTC') FILTER (WHERE reason IS NULL) AS date) AS last_day
+       CAST(min(ts) FILTER (WHERE reason IS NULL) AS date) AS first_day,  -- in the file's time zone, as `day`
+       CAST(max(ts) FILTER (WHERE reason IS NULL) AS date) AS last_day
 FROM parsed
 """
 
@@ -320,7 +331,7 @@ def promote(
         "earliest": datetime.combine(settings.min_date, time(), UTC),
         "after_latest": datetime.combine(settings.max_date + timedelta(days=1), time(), UTC),
     }
-    conn.execute(sa.text(_PARSE), params | _LIMITS | bounds)
+    conn.execute(sa.text(_PARSE), params | _LIMITS | bounds | {"day_first": settings.day_first})
     conn.execute(sa.text(_REJECT))
     summary = dict(conn.execute(sa.text(_SUMMARY)).mappings().one())
     if big:  # the rows typed on the way in count as read and valid
