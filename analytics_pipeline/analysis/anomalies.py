@@ -169,8 +169,9 @@ def _detect_one(
         for i in np.flatnonzero(hit):
             day, weekday = frame.index[i], WEEKDAYS[frame.index[i].day_of_week]
             if negative[i]:
+                usual = "no usual value yet" if np.isnan(expected[i]) else f"expected {expected[i]:,.2f}"
                 reason = (f"{prefix}revenue negative: refunds or write-offs above sales "
-                          f"(expected {expected[i]:,.2f}, got {actual[i]:,.2f})")
+                          f"({usual}, got {actual[i]:,.2f})")
             elif opened[i]:
                 reason = f"{prefix}{metric} on a day that is normally {reasons[i]} (got {actual[i]:,.2f})"
             else:

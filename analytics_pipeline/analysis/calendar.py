@@ -2,7 +2,9 @@
 
 Three kinds of closed day, each learnt from the history, never assumed:
 
-* a weekday with no trading on most of its occurrences over the last year (a wholesaler shut on Saturdays);
+* a weekday with no trading on most of its occurrences over the last year (a wholesaler shut on Saturdays),
+  counting only the weeks the business traded in at all: a week without a sale is a gap in the data (or an
+  outage), and says nothing about which weekdays are closed;
 * a public holiday (the `holidays` library, for ANALYTICS_HOLIDAY_COUNTRY or the country most of the revenue comes
   from) on which the business did not trade the previous times; a holiday not yet seen is closed when most of the
   holidays seen so far were;
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 HOLIDAY_COUNTRY_ENV = "ANALYTICS_HOLIDAY_COUNTRY"  # "GB", "GB-SCT", "US-CA", ... or "none"
-CLOSED_WEEKDAY_SHARE = 0.8  # a weekday with no trading on this share of its last year's occurrences is closed
+CLOSED_WEEKDAY_SHARE = 0.8  # a weekday with no trading on this share of its last year's trading weeks is closed
 RECENT_DAYS = 364
 MIN_WEEKDAY_OCCURRENCES = 4
 MAX_CLOSURE_DAYS = 21
@@ -122,9 +124,13 @@ def learn(revenue: pd.Series, country: str | None = None, horizon_days: int = 0)
     days = pd.DatetimeIndex(revenue.index)
     zero = (revenue.fillna(0).to_numpy() == 0)
     recent = slice(max(0, len(days) - RECENT_DAYS), len(days))
+    recent_days = days[recent]
+    # The weeks (Monday to Sunday) with at least one sale: only those show which weekdays the business trades on.
+    week = recent_days - pd.to_timedelta(recent_days.day_of_week, unit="D")
+    traded_week = pd.Series(~zero[recent]).groupby(week.to_numpy()).transform("any").to_numpy()
     closed_weekdays = set()
     for weekday in range(7):
-        mine = days[recent].day_of_week == weekday
+        mine = (recent_days.day_of_week == weekday) & traded_week
         if mine.sum() >= MIN_WEEKDAY_OCCURRENCES and zero[recent][mine].mean() >= CLOSED_WEEKDAY_SHARE:
             closed_weekdays.add(weekday)
     last = days[-1] + pd.Timedelta(days=horizon_days)

@@ -99,8 +99,9 @@ def _movers(frame: pd.DataFrame, latest: pd.Timestamp | None) -> dict:
     """Top risers and fallers by revenue, last 28 days vs the 28 before."""
     dims = [c for c in frame.columns if c not in ("day", "revenue")]
     age = (latest - pd.to_datetime(frame["day"])).dt.days if latest is not None else None
-    if age is None or not dims or "revenue" not in frame or not (age >= MOVER_DAYS).any():
-        return {"up": [], "down": []}  # no previous period: everything would be a "riser"
+    # Only with the whole previous period in the data: a half-covered one makes every name a "riser" of 1000%.
+    if age is None or not dims or "revenue" not in frame or not (age >= 2 * MOVER_DAYS - 1).any():
+        return {"up": [], "down": []}
     name = frame[dims[0]].astype(str).str.slice(0, MAX_NAME)
     sums = {k: frame["revenue"].where((age >= lo) & (age < lo + MOVER_DAYS), 0).groupby(name).sum()
             for k, lo in (("current", 0), ("previous", MOVER_DAYS))}

@@ -165,6 +165,14 @@ def test_two_zero_days_are_scored_one_by_one() -> None:
     assert not revenue["reason"].str.contains("outage").any()
 
 
+def test_a_negative_day_before_any_baseline_says_so_instead_of_nan() -> None:
+    series = daily_series(seed=9)
+    series.loc[3, "revenue"] = -500.0  # a write-off on the fourth day of the history: nothing usual to compare yet
+    found = detect_anomalies(series)
+    row = found[(found["day"] == series["day"].iloc[3]) & (found["metric"] == "revenue")].iloc[0]
+    assert row["reason"] == "revenue negative: refunds or write-offs above sales (no usual value yet, got -500.00)"
+
+
 def test_a_negative_day_is_flagged_with_its_own_reason() -> None:
     clean = daily_series(seed=9)
     series = clean.copy()

@@ -155,3 +155,15 @@ def test_a_one_off_gap_of_ordinary_days_is_not_learnt_as_a_yearly_closure():
     calendar = learn(revenue, "GB", horizon_days=120)
     assert calendar.reason(date(2025, 6, 11)) is None
     assert calendar.reason(date(2024, 12, 30)) == "closed (12-30, every year)"  # the Christmas shutdown still is
+
+
+def test_weeks_without_any_sale_say_nothing_about_the_weekdays():
+    """A history with a long gap (two exports of different years, a missing month): the weekdays the business
+    trades on in the weeks it traded stay open, however many empty weeks the last year holds."""
+    revenue = _wholesaler()
+    revenue[(revenue.index >= "2025-01-06") & (revenue.index <= "2025-11-02")] = 0.0  # 43 weeks of nothing
+    calendar = learn(revenue)
+    assert calendar.closed_weekdays == frozenset({5})  # Saturdays, closed in every week it traded
+    # Without the gap weeks the rule is the same: every weekday but Saturday has a sale in all 8 traded weeks.
+    gap_free = learn(revenue[revenue.index >= "2025-11-03"])
+    assert gap_free.closed_weekdays == frozenset({5})

@@ -102,6 +102,19 @@ def test_movers_find_the_planted_riser_and_faller(year: tuple) -> None:
     assert len(movers["up"]) <= 3 and len(movers["down"]) <= 3
 
 
+def test_no_movers_without_the_whole_previous_period(year: tuple) -> None:
+    """Data starting 40 days before the last day covers only 12 of the previous 28: every name would "rise"."""
+    daily, region, product, forecast, anomalies = year
+    start = daily["day"].max() - pd.Timedelta(days=39)
+    kept = [frame[frame["day"] >= start] for frame in (daily, region, product)]
+    movers = build_facts(*kept, forecast, anomalies)["movers"]
+    assert (movers["region"], movers["product"]) == ({"up": [], "down": []}, {"up": [], "down": []})
+    # With exactly the two periods (56 days) they are there.
+    start = daily["day"].max() - pd.Timedelta(days=55)
+    kept = [frame[frame["day"] >= start] for frame in (daily, region, product)]
+    assert build_facts(*kept, forecast, anomalies)["movers"]["product"]["up"]
+
+
 def test_forecast_facts_are_totals_of_the_frame_with_the_intervals_of_the_sums(year: tuple, facts: dict) -> None:
     frame = year[3]
     fc = facts["forecast"]
