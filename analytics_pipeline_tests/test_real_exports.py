@@ -98,3 +98,17 @@ def test_dotted_dates_are_day_first_without_any_setting(instance, folders, engin
         ("R-3", "2026-01-12", "2026-01-12 00:00:00"),
         ("R-4", "2026-03-04", "2026-03-04 00:00:00"),
     ]
+
+
+def test_two_sales_alike_but_for_their_sale_id_are_two_sales(instance, folders, engine):
+    """A point-of-sale report names its order column "Sale ID": before it was not recognised, so two sales of the
+    same item on the same day had the same content id and the second was dropped as a duplicate."""
+    content = (
+        "Sale ID,Date,Item,Qty,Unit Price\n"
+        "S-1001,2026-02-01,ESPRESSO,1,3.20\n"
+        "S-1002,2026-02-01,ESPRESSO,1,3.20\n"
+        "S-1002,2026-02-01,ESPRESSO,1,3.20\n"  # the same line twice in one export: counted once
+    )
+    counts, rejected, loaded = _load(instance, folders, engine, "sales.csv", lambda path: path.write_text(content))
+    assert (counts, rejected) == (("loaded", 3, 2, 0), [])
+    assert loaded == [("S-1001", "1", "3.20"), ("S-1002", "1", "3.20")]

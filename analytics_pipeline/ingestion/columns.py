@@ -33,7 +33,10 @@ CANONICAL_FIELDS = (
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "transaction_id": ("transactionid", "rowid", "lineid", "lineitemid", "txnid"),
-    "order_id": ("orderid", "invoiceno", "invoice", "invoiceid", "invoicenumber", "ordernumber", "orderno", "order"),
+    "order_id": (
+        "orderid", "invoiceno", "invoice", "invoiceid", "invoicenumber", "ordernumber", "orderno", "order",
+        "saleid", "salenumber", "receiptid", "receiptno", "receiptnumber",  # point-of-sale exports (Lightspeed, Square)
+    ),
     "occurred_at": (
         "orderdate",
         "invoicedate",
@@ -41,6 +44,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "occurredat",
         "timestamp",
         "createdat",
+        "createdutc",  # Stripe's "Created (UTC)"
+        "saledate",
         "datetime",
         "date",
         "time",
