@@ -62,9 +62,9 @@ VALUES (:segment, :days, :first_day, :last_day, :predicted, :lower, :upper, :met
         "only from earlier origins' errors. Sums over the first week and the horizon, with an interval of the sum, "
         "are in `analytics.forecast_totals`. A day the trading calendar says is closed is forecast 0 with [0, 0]; "
         "nothing is forecast below 0; a partial last day (an export taken at midday) is left out of the history. "
-        "History shorter "
-        f"than a backtest needs gets the mean of the last 4 same weekdays (the model needs {MIN_MODEL_DAYS} days); "
-        f"under {MIN_FORECAST_DAYS} days nothing is forecast. Either way `{STATUS_KEY}` says 'not enough data' and why."
+        "History shorter than a backtest needs gets the mean of the last 4 same weekdays (the model needs "
+        f"{MIN_MODEL_DAYS} days); under {MIN_FORECAST_DAYS} days nothing is forecast. Either way `{STATUS_KEY}` says "
+        "'not enough data' and why."
     ),
 )
 def revenue_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
